@@ -1,0 +1,31 @@
+#pragma once
+// The contract between data loaders and the trainer: a source of batches per epoch.
+// Implemented by the HDF5 loader (data module) and by in-memory sources in tests.
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <optional>
+
+namespace passlab::data {
+
+struct Batch {
+  at::Tensor images;  // float32 [B, C, H, W], normalised (and augmented for training)
+  at::Tensor labels;  // int64 [B]
+  at::Tensor indices; // int64 [B], dataset indices of the samples (for exactly-once checks)
+};
+
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  // Prepares epoch `epoch` (seed + epoch decide order and augmentation) for this rank.
+  virtual void start_epoch(int64_t epoch) = 0;
+  // Next batch of this rank's shard, or nullopt when the epoch is done.
+  virtual std::optional<Batch> next() = 0;
+  // Batches and samples this rank gets per epoch (equal on every rank of a group).
+  virtual int64_t batches_per_epoch() const = 0;
+  virtual int64_t samples_per_epoch() const = 0;
+  // Samples of the whole underlying split (before sharding/padding).
+  virtual int64_t dataset_size() const = 0;
+};
+
+}  // namespace passlab::data

@@ -1,0 +1,45 @@
+#include <cstdio>
+#include <memory>
+#include <set>
+
+#include "commands.hpp"
+#include "passlab/config/config.hpp"
+#include "passlab/core/error.hpp"
+
+namespace passlab::cli {
+
+Command add_run_command(CLI::App& app) {
+  struct Opts {
+    std::string path;
+    std::vector<std::string> sets;
+    bool dry_run = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = app.add_subcommand("run", "Run an experiment (one task or a sweep) from a TOML config");
+  sub->add_option("config", o->path, "Experiment TOML")->required()->check(CLI::ExistingFile);
+  sub->add_option("--set", o->sets, "Override a key: section.key=value (repeatable)");
+  sub->add_flag("--dry-run", o->dry_run, "Validate the config and print the planned tasks; train nothing");
+  return {sub, [o](const Context& ctx) {
+            config::Config c = config::load_file(o->path, o->sets);
+            log::init(ctx.cli_level, log::parse_level(c.output.log_level));
+            auto tasks = config::expand_tasks(c);
+            std::set<std::string> dense;
+            for (auto& t : tasks) dense.insert(config::dense_id(t));
+            PL_INFO("config {}: {} prune tasks over {} dense models; results in {}", o->path, tasks.size(), dense.size(),
+                    c.output.dir);
+            std::printf("%-13s %-13s %-14s %-12s %-18s %-7s %s\n", "run_id", "dense_id", "dataset", "arch", "method", "budget",
+                        "seed");
+            for (auto& t : tasks)
+              std::printf("%-13s %-13s %-14s %-12s %-18s %-7.3f %lld\n", config::run_id(t).c_str(), config::dense_id(t).c_str(),
+                          t.data.dataset.c_str(), t.model.arch.c_str(), t.prune.method.c_str(), t.prune.budget,
+                          static_cast<long long>(t.experiment.seed));
+            if (o->dry_run) {
+              std::printf("dry run: the configuration is valid and plans %zu tasks. Training is not implemented yet in this build.\n",
+                          tasks.size());
+              return 0;
+            }
+            throw NotImplementedError("passlab run: training is not implemented yet in this build (--dry-run validates a config)");
+          }};
+}
+
+}  // namespace passlab::cli
