@@ -35,15 +35,28 @@ std::string join(const std::vector<std::string>& v) {
   return s;
 }
 
+// The value as canonical TOML (strings double-quoted, floats shortest round-trip).
 std::string repr(const toml::node& n) {
-  std::ostringstream o;
-  if (n.is_table()) return "{...}";
-  if (n.is_array()) {
-    o << *n.as_array();
+  std::string s;
+  if (n.is_table()) {
+    s = "{...}";
+  } else if (auto* a = n.as_array()) {
+    s = "[";
+    for (size_t i = 0; i < a->size(); ++i) s += (i ? ", " : "") + repr(*a->get(i));
+    s += "]";
+  } else if (n.is_string()) {
+    s = format_value(Value(std::string(n.as_string()->get())));
+  } else if (n.is_integer()) {
+    s = std::to_string(n.as_integer()->get());
+  } else if (n.is_floating_point()) {
+    s = format_value(Value(n.as_floating_point()->get()));
+  } else if (n.is_boolean()) {
+    s = n.as_boolean()->get() ? "true" : "false";
   } else {
+    std::ostringstream o;
     n.visit([&](auto&& v) { o << v; });
+    s = o.str();
   }
-  std::string s = o.str();
   if (s.size() > 80) s = s.substr(0, 77) + "...";
   return s;
 }

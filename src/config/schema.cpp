@@ -235,8 +235,11 @@ std::vector<FieldSpec> make_fields() {
 std::string fmt_num(double x) {
   if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
   if (std::isnan(x)) return "nan";
-  char buf[64];
-  auto r = std::to_chars(buf, buf + sizeof buf, x);
+  char buf[400];
+  // Shortest round-trip digits; plain decimals in the usual range, exponents outside it.
+  const double a = std::abs(x);
+  auto fmt = (a == 0.0 || (a >= 1e-5 && a < 1e15)) ? std::chars_format::fixed : std::chars_format::scientific;
+  auto r = std::to_chars(buf, buf + sizeof buf, x, fmt);
   std::string s(buf, r.ptr);
   if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
   return s;
@@ -361,6 +364,8 @@ std::optional<std::string> suggest(const std::string& word, const std::vector<st
   size_t best_d = std::max<size_t>(2, word.size() / 3) + 1;
   for (auto& c : candidates) {
     size_t d = edit_distance(word, c);
+    // A key that extends or abbreviates a candidate ("lrate" for "lr") is a near miss too.
+    if (std::min(word.size(), c.size()) >= 2 && (word.rfind(c, 0) == 0 || c.rfind(word, 0) == 0)) d = std::min<size_t>(d, 2);
     if (d < best_d) {
       best_d = d;
       best = c;
