@@ -1,0 +1,84 @@
+// Runs the `passlab` binary as a user would and checks exit codes and messages.
+#include <gtest/gtest.h>
+
+#include "passlab/io/hdf5.hpp"
+#include "support/test_util.hpp"
+
+using namespace passlab;
+
+namespace {
+std::string bin() { return test::env_or("PASSLAB_BINARY", "passlab"); }
+test::CommandResult cli(const std::string& args) { return test::run_command(bin() + " " + args); }
+#define EXPECT_HAS(out, part) EXPECT_NE((out).find(part), std::string::npos) << (out)
+}  // namespace
+
+TEST(Cli, VersionListsLibraries) {
+  auto r = cli("--version");
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* k : {"passlab:", "git:", "libtorch:", "mpi:", "hdf5:"}) EXPECT_HAS(r.output, k);
+#ifdef PASSLAB_WITH_CUDA
+  EXPECT_HAS(r.output, "nccl:");
+#endif
+}
+
+TEST(Cli, HelpListsSubcommands) {
+  auto r = cli("--help");
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* k : {"run", "prepare", "inspect", "config"}) EXPECT_HAS(r.output, k);
+}
+
+TEST(Cli, DryRunPlansQuickstart) {
+  auto r = cli("run " + (test::source_dir() / "experiments/quickstart.toml").string() + " --dry-run");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_HAS(r.output, "plans 6 tasks");
+  EXPECT_HAS(r.output, "l1_global");
+}
+
+TEST(Cli, BadConfigExitsTwoNamingFileKeyAndAllowed) {
+  test::TempDir dir;
+  auto cfg = dir / "bad.toml";
+  test::write_text(cfg, "[prune]\nbudget = 2.0\n");
+  auto r = cli("run " + cfg.string() + " --dry-run");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_HAS(r.output, cfg.string() + ":2:10");
+  EXPECT_HAS(r.output, "prune.budget = 2.0 is out of range");
+  auto s = cli("run " + cfg.string() + " --dry-run --set prune.budget=0.25");
+  EXPECT_EQ(s.exit_code, 0) << s.output;
+}
+
+TEST(Cli, ConfigPrintsCanonicalTomlAndIds) {
+  test::TempDir dir;
+  auto a = dir / "a.toml", b = dir / "b.toml";
+  test::write_text(a, "[dense]\nlr = 0.05\nepochs = 2\n");
+  test::write_text(b, "[dense]\nepochs=2\n\n\nlr=5e-2 # same\n");
+  auto ra = cli("config " + a.string()), rb = cli("config " + b.string());
+  EXPECT_EQ(ra.exit_code, 0);
+  EXPECT_EQ(ra.output, rb.output);
+  EXPECT_HAS(ra.output, "# run_id = ");
+  auto schema = cli("config --schema");
+  EXPECT_EQ(schema.output, test::read_text(test::source_dir() / "docs/config.md"));
+}
+
+TEST(Cli, LogLevelValidated) {
+  auto r = cli("--log-level loud --version");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_HAS(r.output, "expected trace|debug|info|warn|error|off");
+}
+
+TEST(Cli, InspectShowsFileAndRejectsGarbage) {
+  test::TempDir dir;
+  {
+    io::AtomicWriter w(dir / "r.h5");
+    w.root().write("metrics/loss", std::vector<float>{1, 0.5});
+    w.root().set_attr("method", "pass");
+    w.commit();
+  }
+  auto r = cli("inspect " + (dir / "r.h5").string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_HAS(r.output, "@status = complete");
+  EXPECT_HAS(r.output, "loss [2] float32");
+  test::write_text(dir / "junk.h5", "junk");
+  auto j = cli("inspect " + (dir / "junk.h5").string());
+  EXPECT_EQ(j.exit_code, 1);
+  EXPECT_HAS(j.output, "is not an HDF5 file");
+}
