@@ -13,7 +13,7 @@ DEB_PACKAGES=(
   libhdf5-dev hdf5-tools
   libtomlplusplus-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libcli11-dev
-  libopencv-dev
+  libopencv-dev zlib1g-dev
   libtcmalloc-minimal4 libgoogle-perftools-dev
   clang libclang-rt-14-dev
   dataset-fashion-mnist

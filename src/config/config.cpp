@@ -207,8 +207,9 @@ class Loader {
     if (!t) bad_type(f, whole, std::string(type_name(n)) + " element");
     SweepFilter sf;
     static const std::vector<std::string> keys = {"arch", "dataset", "method", "budget", "seed"};
-    for (auto&& [k, v] : *t) {
-      std::string key(k.str());
+    for (auto&& kv : *t) {  // no structured bindings: clang 14 cannot capture them in lambdas
+      const toml::node& v = kv.second;
+      std::string key(kv.first.str());
       auto want_string = [&](const std::vector<std::string>& allowed) -> std::string {
         if (!v.is_string()) fail(loc(f.path(), v), f.path() + ": '" + key + "' must be a string, got " + type_name(v));
         std::string s = v.as_string()->get();
