@@ -1,0 +1,105 @@
+#pragma once
+// Collective communication inside one run group (Horovod `common/` shape: one small abstract
+// interface, backends picked from an ordered list).
+//  - "nccl": device (CUDA) tensors; NCCL communicator made from a unique id created on the group
+//    leader and broadcast over MPI; operations are asynchronous on a communication stream and
+//    wait() polls completion and ncclCommGetAsyncError with the runtime's timeout.
+//  - "mpi": host tensors (a device tensor is staged through host memory); synchronous.
+// Small host values (counts, hashes, flags) always go over MPI (the control plane) whatever the
+// backend, with exact integer or double arithmetic.
+#include <ATen/core/Tensor.h>
+#include <mpi.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "passlab/dist/mpi_handles.hpp"
+
+namespace passlab::dist {
+
+class Runtime;
+
+enum class ReduceOp { sum, mean, max, min };
+const char* to_string(ReduceOp op);
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  virtual const char* backend() const = 0;  // "mpi" | "nccl"
+  // Device whose tensors this communicator reduces natively.
+  virtual c10::Device device() const = 0;
+  // In-place all-reduce of a contiguous tensor. `mean` divides by size() (floating dtypes only).
+  // May be asynchronous (NCCL): the result is ordered before later work on the current stream,
+  // and wait() blocks until every operation issued so far has completed.
+  virtual void allreduce(at::Tensor& t, ReduceOp op = ReduceOp::sum) = 0;
+  // In-place broadcast from group rank `root`.
+  virtual void broadcast(at::Tensor& t, int root = 0) = 0;
+  // Blocks until all operations issued by this rank completed; throws DistError on an
+  // asynchronous failure or when the runtime's timeout passes.
+  virtual void wait() {}
+  // Every rank of the group reaches it (after wait()).
+  virtual void barrier();
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  MPI_Comm control() const { return control_.get(); }  // the group's MPI communicator (a dup)
+  double timeout_s() const { return timeout_s_; }
+
+  // Control plane (MPI, host values, exact): all-gather of one value per rank, all-reduce of a
+  // few values, broadcast of bytes.
+  std::vector<int64_t> allgather(int64_t v);
+  std::vector<double> allgather(double v);
+  void allreduce_values(std::vector<int64_t>& values, ReduceOp op = ReduceOp::sum);
+  void allreduce_values(std::vector<double>& values, ReduceOp op = ReduceOp::sum);
+  void broadcast_bytes(std::string& bytes, int root = 0);
+  // All-reduce of a host tensor over the control plane (any backend); used for evaluation.
+  void allreduce_host(at::Tensor& t, ReduceOp op = ReduceOp::sum);
+
+ protected:
+  Communicator(MPI_Comm group, double timeout_s);
+  MpiComm control_;
+  int rank_ = 0, size_ = 1;
+  double timeout_s_ = 600.0;
+};
+
+// Backends in order of preference for "auto". `available` says whether a backend can serve the
+// runtime's device in this build and on this machine.
+struct BackendInfo {
+  std::string name;
+  bool compiled = false;
+  bool available = false;
+  std::string why;  // why it is not available
+};
+std::vector<BackendInfo> backends(const Runtime& rt);
+
+// Creates the communicator of `group` (default: the runtime's run group). `backend` is
+// auto | nccl | mpi; asking for one that is not available is a ConfigError saying why.
+std::unique_ptr<Communicator> make_communicator(const std::string& backend, const Runtime& rt);
+std::unique_ptr<Communicator> make_communicator(const std::string& backend, const Runtime& rt, MPI_Comm group);
+
+// Backend constructors (for tests and benchmarks).
+std::unique_ptr<Communicator> make_mpi_communicator(MPI_Comm group, double timeout_s = 600.0);
+#ifdef PASSLAB_WITH_CUDA
+std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm group, int cuda_device, double timeout_s = 600.0);
+#endif
+
+// Collective watchdog: while a scope is alive on any thread, a background thread checks that it
+// ends within the runtime's timeout, and otherwise logs what hung and MPI_Aborts the job.
+class CollectiveScope {
+ public:
+  explicit CollectiveScope(const char* what);
+  ~CollectiveScope();
+  CollectiveScope(const CollectiveScope&) = delete;
+  CollectiveScope& operator=(const CollectiveScope&) = delete;
+};
+// Started by the Runtime (timeout_s > 0, world > 1); stopped by its destructor. Returns false
+// when one is already running (or timeout_s <= 0).
+bool start_watchdog(double timeout_s);
+void stop_watchdog();
+
+}  // namespace passlab::dist

@@ -1,0 +1,217 @@
+// Communicator base (control plane over MPI), backend registry, and the MPI backend.
+#include "passlab/dist/communicator.hpp"
+
+#include <ATen/ATen.h>
+
+#include <climits>
+#include <cstring>
+
+#include "passlab/core/check.hpp"
+#include "passlab/core/error.hpp"
+#include "passlab/core/log.hpp"
+#include "passlab/core/mpi_check.hpp"
+#include "passlab/dist/runtime.hpp"
+
+namespace passlab::dist {
+
+const char* to_string(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::sum: return "sum";
+    case ReduceOp::mean: return "mean";
+    case ReduceOp::max: return "max";
+    case ReduceOp::min: return "min";
+  }
+  return "?";
+}
+
+namespace {
+
+MPI_Op mpi_op(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::sum:
+    case ReduceOp::mean: return MPI_SUM;
+    case ReduceOp::max: return MPI_MAX;
+    case ReduceOp::min: return MPI_MIN;
+  }
+  return MPI_SUM;
+}
+
+// MPI datatype of a dtype MPI reduces natively; MPI_DATATYPE_NULL otherwise.
+MPI_Datatype mpi_type(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return MPI_FLOAT;
+    case at::kDouble: return MPI_DOUBLE;
+    case at::kInt: return MPI_INT32_T;
+    case at::kLong: return MPI_INT64_T;
+    case at::kByte: return MPI_UINT8_T;
+    case at::kChar: return MPI_INT8_T;
+    case at::kShort: return MPI_INT16_T;
+    default: return MPI_DATATYPE_NULL;
+  }
+}
+
+// In-place all-reduce of a contiguous CPU tensor of an MPI-native dtype, in chunks of < 2^31
+// elements (MPI counts are int).
+void mpi_allreduce_native(void* data, int64_t numel, at::ScalarType dtype, MPI_Op op, MPI_Comm comm) {
+  MPI_Datatype type = mpi_type(dtype);
+  const int64_t chunk = int64_t(1) << 30;
+  const size_t esize = c10::elementSize(dtype);
+  char* p = static_cast<char*>(data);
+  for (int64_t done = 0; done < numel; done += chunk) {
+    int n = static_cast<int>(std::min(chunk, numel - done));
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, p + done * esize, n, type, op, comm));
+  }
+}
+
+void mpi_bcast_bytes(void* data, int64_t bytes, int root, MPI_Comm comm) {
+  const int64_t chunk = int64_t(1) << 30;
+  char* p = static_cast<char*>(data);
+  for (int64_t done = 0; done < bytes; done += chunk) {
+    int n = static_cast<int>(std::min(chunk, bytes - done));
+    MPI_CHECK(MPI_Bcast(p + done, n, MPI_BYTE, root, comm));
+  }
+}
+
+// All-reduce of any host-reachable tensor over MPI: stages device / non-contiguous tensors and
+// dtypes MPI cannot reduce (bf16, fp16 are summed in fp32) through a contiguous host buffer.
+void host_allreduce(at::Tensor& t, ReduceOp op, MPI_Comm comm, int size) {
+  PASSLAB_CHECK(t.defined(), InternalError, "allreduce of an undefined tensor");
+  PASSLAB_CHECK(t.scalar_type() != at::kBool, ConfigError, "allreduce of a bool tensor");
+  if (op == ReduceOp::mean)
+    PASSLAB_CHECK(at::isFloatingType(t.scalar_type()), ConfigError,
+                  std::string("mean all-reduce of an integer tensor (") + c10::toString(t.scalar_type()) + ")");
+  if (t.numel() == 0) return;
+  bool native = mpi_type(t.scalar_type()) != MPI_DATATYPE_NULL;
+  bool direct = native && t.device().is_cpu() && t.is_contiguous();
+  at::Tensor work = direct ? t : t.to(at::kCPU, native ? t.scalar_type() : at::kFloat).contiguous();
+  mpi_allreduce_native(work.data_ptr(), work.numel(), work.scalar_type(), mpi_op(op), comm);
+  if (op == ReduceOp::mean) work.div_(size);
+  if (!direct) t.copy_(work);
+}
+
+class MpiCommunicator final : public Communicator {
+ public:
+  MpiCommunicator(MPI_Comm group, double timeout_s) : Communicator(group, timeout_s) {}
+  const char* backend() const override { return "mpi"; }
+  c10::Device device() const override { return c10::Device(c10::kCPU); }
+  void allreduce(at::Tensor& t, ReduceOp op) override {
+    CollectiveScope scope("mpi allreduce");
+    host_allreduce(t, op, control(), size());
+  }
+  void broadcast(at::Tensor& t, int root) override {
+    CollectiveScope scope("mpi broadcast");
+    PASSLAB_CHECK(t.defined(), InternalError, "broadcast of an undefined tensor");
+    if (t.numel() == 0) return;
+    bool direct = t.device().is_cpu() && t.is_contiguous();
+    at::Tensor work = direct ? t : t.to(at::kCPU).contiguous();
+    mpi_bcast_bytes(work.data_ptr(), int64_t(work.numel() * work.element_size()), root, control());
+    if (!direct) t.copy_(work);
+  }
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Base: control plane
+
+Communicator::Communicator(MPI_Comm group, double timeout_s) : control_(MpiComm::dup(group)), timeout_s_(timeout_s) {
+  rank_ = control_.rank();
+  size_ = control_.size();
+}
+
+void Communicator::barrier() {
+  wait();
+  CollectiveScope scope("barrier");
+  MPI_CHECK(MPI_Barrier(control()));
+}
+
+std::vector<int64_t> Communicator::allgather(int64_t v) {
+  CollectiveScope scope("allgather");
+  std::vector<int64_t> out(size_);
+  MPI_CHECK(MPI_Allgather(&v, 1, MPI_INT64_T, out.data(), 1, MPI_INT64_T, control()));
+  return out;
+}
+
+std::vector<double> Communicator::allgather(double v) {
+  CollectiveScope scope("allgather");
+  std::vector<double> out(size_);
+  MPI_CHECK(MPI_Allgather(&v, 1, MPI_DOUBLE, out.data(), 1, MPI_DOUBLE, control()));
+  return out;
+}
+
+void Communicator::allreduce_values(std::vector<int64_t>& values, ReduceOp op) {
+  PASSLAB_CHECK(op != ReduceOp::mean, ConfigError, "mean all-reduce of integer values");
+  if (values.empty()) return;
+  CollectiveScope scope("allreduce_values");
+  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, values.data(), int(values.size()), MPI_INT64_T, mpi_op(op), control()));
+}
+
+void Communicator::allreduce_values(std::vector<double>& values, ReduceOp op) {
+  if (values.empty()) return;
+  CollectiveScope scope("allreduce_values");
+  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, values.data(), int(values.size()), MPI_DOUBLE, mpi_op(op), control()));
+  if (op == ReduceOp::mean)
+    for (auto& v : values) v /= size_;
+}
+
+void Communicator::broadcast_bytes(std::string& bytes, int root) {
+  CollectiveScope scope("broadcast_bytes");
+  int64_t n = int64_t(bytes.size());
+  MPI_CHECK(MPI_Bcast(&n, 1, MPI_INT64_T, root, control()));
+  bytes.resize(size_t(n));
+  if (n > 0) mpi_bcast_bytes(bytes.data(), n, root, control());
+}
+
+void Communicator::allreduce_host(at::Tensor& t, ReduceOp op) {
+  CollectiveScope scope("allreduce_host");
+  host_allreduce(t, op, control(), size_);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backends
+
+std::unique_ptr<Communicator> make_mpi_communicator(MPI_Comm group, double timeout_s) {
+  return std::make_unique<MpiCommunicator>(group, timeout_s);
+}
+
+std::vector<BackendInfo> backends(const Runtime& rt) {
+  std::vector<BackendInfo> out;
+  BackendInfo nccl{"nccl", false, false, ""};
+#ifdef PASSLAB_WITH_CUDA
+  nccl.compiled = true;
+  nccl.available = rt.device().is_cuda();
+  if (!nccl.available) nccl.why = "the runtime's device is " + rt.device().str() + ", not a CUDA GPU";
+#else
+  nccl.why = "this build has no CUDA/NCCL support";
+#endif
+  out.push_back(nccl);
+  out.push_back(BackendInfo{"mpi", true, true, ""});
+  return out;
+}
+
+std::unique_ptr<Communicator> make_communicator(const std::string& backend, const Runtime& rt) {
+  return make_communicator(backend, rt, rt.group());
+}
+
+std::unique_ptr<Communicator> make_communicator(const std::string& backend, const Runtime& rt, MPI_Comm group) {
+  if (backend != "auto" && backend != "nccl" && backend != "mpi")
+    throw ConfigError("dist.backend must be auto, nccl or mpi, not \"" + backend + "\"");
+  for (const auto& b : backends(rt)) {
+    if (backend != "auto" && b.name != backend) continue;
+    if (!b.available) {
+      if (backend == "auto") continue;
+      throw ConfigError("dist.backend = \"" + backend + "\" is not available: " + b.why);
+    }
+    if (b.name == "mpi") {
+      if (rt.device().is_cuda())
+        PL_WARN("dist.backend = mpi with device {}: gradients are staged through host memory", rt.device().str());
+      return make_mpi_communicator(group, rt.timeout_s());
+    }
+#ifdef PASSLAB_WITH_CUDA
+    if (b.name == "nccl") return make_nccl_communicator(group, rt.device().index(), rt.timeout_s());
+#endif
+  }
+  throw InternalError("no communication backend available");
+}
+
+}  // namespace passlab::dist

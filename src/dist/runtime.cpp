@@ -1,0 +1,298 @@
+#include "passlab/dist/runtime.hpp"
+
+#include <ATen/Parallel.h>
+#include <sched.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "passlab/core/error.hpp"
+#include "passlab/core/log.hpp"
+#include "passlab/core/mpi_check.hpp"
+#include "passlab/core/process.hpp"
+#include "passlab/dist/communicator.hpp"
+
+#ifdef PASSLAB_WITH_CUDA
+#include "passlab/cuda/cuda_check.hpp"
+#include "passlab/cuda/device.hpp"
+#endif
+
+namespace passlab::dist {
+
+// ---------------------------------------------------------------------------------------------
+// MpiComm
+
+int MpiComm::rank() const {
+  int r = 0;
+  MPI_CHECK(MPI_Comm_rank(comm_, &r));
+  return r;
+}
+
+int MpiComm::size() const {
+  int s = 1;
+  MPI_CHECK(MPI_Comm_size(comm_, &s));
+  return s;
+}
+
+void MpiComm::reset() {
+  if (comm_ != MPI_COMM_NULL && comm_ != MPI_COMM_WORLD && comm_ != MPI_COMM_SELF) {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Comm_free(&comm_);
+  }
+  comm_ = MPI_COMM_NULL;
+}
+
+MpiComm MpiComm::dup(MPI_Comm comm) {
+  MPI_Comm out = MPI_COMM_NULL;
+  MPI_CHECK(MPI_Comm_dup(comm, &out));
+  MpiComm owned(out);
+  MPI_CHECK(MPI_Comm_set_errhandler(out, MPI_ERRORS_RETURN));
+  return owned;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+namespace {
+
+int usable_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+bool mpi_usable() {
+  int init = 0, fin = 0;
+  MPI_Initialized(&init);
+  MPI_Finalized(&fin);
+  return init && !fin;
+}
+
+[[noreturn]] void abort_job(const std::string& message, int code) {
+  auto id = process_identity();
+  PL_ERROR("fatal: {} — aborting the job", message);
+  if (auto l = spdlog::default_logger()) l->flush();
+  std::fprintf(stderr, "passlab: rank %d/%d failed: %s\n", id.rank, id.world, message.c_str());
+  std::fflush(stderr);
+  if (mpi_usable()) MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);
+}
+
+// --- collective watchdog -----------------------------------------------------------------------
+struct Watchdog {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::thread thread;
+  bool stop = false;
+  double timeout_s = 0;
+  std::atomic<int> depth{0};
+  std::atomic<int64_t> since_ns{0};
+  std::atomic<const char*> what{""};
+};
+Watchdog& watchdog() {
+  static Watchdog w;
+  return w;
+}
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+CollectiveScope::CollectiveScope(const char* what) {
+  auto& w = watchdog();
+  if (w.depth.fetch_add(1) == 0) {
+    w.what.store(what);
+    w.since_ns.store(now_ns());
+  }
+}
+
+CollectiveScope::~CollectiveScope() {
+  auto& w = watchdog();
+  if (w.depth.fetch_sub(1) == 1) w.since_ns.store(0);
+}
+
+bool start_watchdog(double timeout_s) {
+  auto& w = watchdog();
+  std::lock_guard<std::mutex> lock(w.mu);
+  if (w.thread.joinable() || timeout_s <= 0) return false;
+  w.stop = false;
+  w.timeout_s = timeout_s;
+  w.thread = std::thread([&w] {
+    std::unique_lock<std::mutex> lk(w.mu);
+    while (!w.stop) {
+      w.cv.wait_for(lk, std::chrono::milliseconds(250));
+      int64_t since = w.since_ns.load();
+      if (since != 0 && double(now_ns() - since) * 1e-9 > w.timeout_s) {
+        abort_job(std::string("collective '") + w.what.load() + "' did not complete within dist.timeout_s = " +
+                      std::to_string(w.timeout_s) + " s (a peer is dead or hung)",
+                  3);
+      }
+    }
+  });
+  return true;
+}
+
+void stop_watchdog() {
+  auto& w = watchdog();
+  {
+    std::lock_guard<std::mutex> lock(w.mu);
+    w.stop = true;
+  }
+  w.cv.notify_all();
+  if (w.thread.joinable()) w.thread.join();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtime
+
+RuntimeOptions RuntimeOptions::from(const config::DistConfig& c) {
+  RuntimeOptions o;
+  o.ranks_per_run = c.ranks_per_run;
+  o.device = c.device;
+  o.threads_per_rank = c.threads_per_rank;
+  o.timeout_s = c.timeout_s;
+  return o;
+}
+
+std::string detect_launcher() {
+  auto has = [](const char* n) {
+    const char* v = std::getenv(n);
+    return v && *v;
+  };
+  if (has("OMPI_COMM_WORLD_SIZE")) return "mpirun";
+  if (has("SLURM_STEP_ID") && (has("PMIX_RANK") || has("PMI_RANK") || has("SLURM_PROCID"))) return "srun";
+  if (has("PMIX_RANK")) return "pmix";
+  return "singleton";
+}
+
+Runtime::Runtime(const RuntimeOptions& opt, int* argc, char*** argv) {
+  launcher_ = detect_launcher();
+  int initialized = 0;
+  MPI_CHECK(MPI_Initialized(&initialized));
+  if (!initialized) {
+    int provided = 0;
+    MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided));
+    owns_mpi_ = true;
+    MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+    if (provided < MPI_THREAD_SERIALIZED)
+      PL_WARN("MPI provides thread level {} (< SERIALIZED); passlab calls MPI from one thread at a time", provided);
+  }
+  world_ = MpiComm::dup(MPI_COMM_WORLD);
+  world_rank_ = world_.rank();
+  world_size_ = world_.size();
+  set_process_identity(world_rank_, world_size_);
+  log::refresh_prefix();
+
+  // Ranks on this node.
+  MPI_Comm local = MPI_COMM_NULL;
+  MPI_CHECK(MPI_Comm_split_type(world_.get(), MPI_COMM_TYPE_SHARED, world_rank_, MPI_INFO_NULL, &local));
+  local_ = MpiComm(local);
+  MPI_CHECK(MPI_Comm_set_errhandler(local, MPI_ERRORS_RETURN));
+  local_rank_ = local_.rank();
+  local_size_ = local_.size();
+
+  // Run groups of ranks_per_run consecutive ranks.
+  int64_t rpr = opt.ranks_per_run <= 0 ? world_size_ : opt.ranks_per_run;
+  if (rpr > world_size_) {
+    PL_WARN("dist.ranks_per_run = {} but the job has {} ranks: one group of {}", rpr, world_size_, world_size_);
+    rpr = world_size_;
+  }
+  if (world_size_ % rpr != 0)
+    throw ConfigError("dist.ranks_per_run = " + std::to_string(rpr) + " does not divide the job's " +
+                      std::to_string(world_size_) + " ranks; launch a multiple of it");
+  group_count_ = int(world_size_ / rpr);
+  group_index_ = int(world_rank_ / rpr);
+  MPI_Comm group = MPI_COMM_NULL;
+  MPI_CHECK(MPI_Comm_split(world_.get(), group_index_, world_rank_, &group));
+  group_ = MpiComm(group);
+  MPI_CHECK(MPI_Comm_set_errhandler(group, MPI_ERRORS_RETURN));
+  group_rank_ = group_.rank();
+  group_size_ = group_.size();
+
+  // Device: one GPU per local rank.
+  int gpus = 0;
+#ifdef PASSLAB_WITH_CUDA
+  gpus = cuda::device_count();
+#endif
+  if (opt.device == "cuda" && gpus == 0)
+    throw ConfigError("dist.device = \"cuda\" but no CUDA device is visible" +
+                      std::string(
+#ifdef PASSLAB_WITH_CUDA
+                          ""
+#else
+                          " (this build has no CUDA support)"
+#endif
+                          ));
+  if (opt.device != "auto" && opt.device != "cpu" && opt.device != "cuda")
+    throw ConfigError("dist.device must be auto, cpu or cuda, not \"" + opt.device + "\"");
+  if (opt.device != "cpu" && gpus > 0) {
+    int index = local_rank_ % gpus;
+    if (local_size_ > gpus && local_rank_ == 0)
+      PL_WARN("{} ranks on this node share {} GPUs", local_size_, gpus);
+#ifdef PASSLAB_WITH_CUDA
+    CUDA_CHECK(cudaSetDevice(index));
+#endif
+    device_ = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+  }
+
+  // Intra-op threads: ranks × threads ≤ cores on this node.
+  threads_ = opt.threads_per_rank > 0 ? int(opt.threads_per_rank) : std::max(1, usable_cores() / local_size_);
+  at::set_num_threads(threads_);
+
+  timeout_s_ = opt.timeout_s;
+  if (world_size_ > 1 && timeout_s_ > 0) owns_watchdog_ = start_watchdog(timeout_s_);
+  PL_INFO("dist: {} ranks via {} ({} per node), {} run group(s) of {}, device {}, {} thread(s) per rank", world_size_,
+          launcher_, local_size_, group_count_, group_size_, device_.str(), threads_);
+}
+
+Runtime::~Runtime() {
+  if (owns_watchdog_) stop_watchdog();
+  group_.reset();
+  local_.reset();
+  world_.reset();
+  if (owns_mpi_ && mpi_usable()) MPI_Finalize();
+}
+
+void Runtime::abort(const std::string& message, int code) const { abort_job(message, code); }
+
+int run_or_abort(const Runtime& rt, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    if (rt.world_size() > 1) rt.abort(e.what(), 1);
+    throw;
+  } catch (...) {
+    if (rt.world_size() > 1) rt.abort("unknown exception", 1);
+    throw;
+  }
+}
+
+void install_abort_on_terminate() {
+  std::set_terminate([] {
+    std::string msg = "std::terminate";
+    if (auto ep = std::current_exception()) {
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        msg = std::string("uncaught exception: ") + e.what();
+      } catch (...) {
+        msg = "uncaught non-standard exception";
+      }
+    }
+    abort_job(msg, 1);
+  });
+}
+
+}  // namespace passlab::dist

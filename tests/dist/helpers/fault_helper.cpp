@@ -1,0 +1,41 @@
+// Helper for tests/dist/test_dist.cpp: a 2-rank job in which rank 1 fails in a chosen way while
+// rank 0 waits in a collective. The job must end (non-zero) promptly, never hang.
+//   fault_helper ok     both ranks all-reduce and exit 0
+//   fault_helper throw  rank 1 throws before the collective (run_or_abort → MPI_Abort)
+//   fault_helper hang   rank 1 never joins; rank 0's collective watchdog (timeout 2 s) aborts
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "passlab/core/error.hpp"
+#include "passlab/core/log.hpp"
+#include "passlab/dist/communicator.hpp"
+#include "passlab/dist/runtime.hpp"
+
+int main(int argc, char** argv) {
+  std::string mode = argc > 1 ? argv[1] : "ok";
+  passlab::log::init();
+  passlab::dist::install_abort_on_terminate();
+  passlab::dist::RuntimeOptions opt;
+  opt.ranks_per_run = 0;
+  opt.device = "cpu";
+  opt.threads_per_rank = 1;
+  opt.timeout_s = mode == "hang" ? 2.0 : 600.0;
+  passlab::dist::Runtime rt(opt, &argc, &argv);
+  return passlab::dist::run_or_abort(rt, [&] {
+    auto comm = passlab::dist::make_communicator("mpi", rt);
+    if (rt.world_rank() == 1 && mode == "throw") {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      throw passlab::DataError("injected failure on rank 1");
+    }
+    if (rt.world_rank() == 1 && mode == "hang") std::this_thread::sleep_for(std::chrono::hours(1));
+    at::Tensor t = at::ones({1000});
+    comm->allreduce(t, passlab::dist::ReduceOp::sum);
+    comm->barrier();
+    if (rt.world_rank() == 0) std::printf("fault_helper ok: sum %.0f\n", t.sum().item<double>());
+    return 0;
+  });
+}
