@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <opencv2/core.hpp>
+
 #include <algorithm>
 #include <numeric>
 
@@ -60,6 +62,8 @@ Loader::Loader(SplitView view, LoaderOptions opt)
   spec_.mean = opt_.mean.empty() ? info.mean : opt_.mean;
   spec_.std = opt_.std.empty() ? info.std : opt_.std;
   finalize(spec_);
+  // The worker threads are the parallelism; OpenCV's own pool would oversubscribe the cores.
+  cv::setNumThreads(1);
   if (opt_.device.is_cuda()) {
     PASSLAB_CHECK(at::hasCUDA(), ConfigError, "loader asked for device " + opt_.device.str() + " but CUDA is not available");
     use_cuda_ = true;

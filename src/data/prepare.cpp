@@ -497,6 +497,7 @@ StoreInfo prepare(const std::string& format, const fs::path& source_in, const fs
   if (fs::exists(out, ec) && !opt.force)
     throw IOError(out.string() + " already exists; pass --force to replace it");
   g_cancel.store(false);
+  cv::setNumThreads(1);  // --threads is the parallelism; OpenCV's own pool would oversubscribe
   const auto t0 = std::chrono::steady_clock::now();
   PL_INFO("prepare {} from {} -> {}", format, source.string(), out.string());
   StoreInfo info;
