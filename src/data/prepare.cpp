@@ -314,10 +314,29 @@ bool is_image_file(const fs::path& p) {
   return std::find(exts.begin(), exts.end(), ext) != exts.end();
 }
 
-bool is_jpeg(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-  return ext == ".jpg" || ext == ".jpeg";
+// Walks a JPEG's marker structure (SOI, segments, entropy-coded scans) up to its end-of-image
+// marker. libjpeg only warns about a truncated JPEG and fills the missing part with gray, so
+// prepare checks the structure itself; bytes after EOI (camera padding) are allowed.
+bool jpeg_complete(const std::vector<uint8_t>& b) {
+  const size_t n = b.size();
+  size_t i = 2;
+  while (i + 1 < n) {
+    if (b[i] != 0xFF) return false;
+    while (i + 1 < n && b[i + 1] == 0xFF) ++i;  // fill bytes
+    if (i + 1 >= n) return false;
+    const uint8_t m = b[i + 1];
+    i += 2;
+    if (m == 0xD9) return true;                          // EOI
+    if ((m >= 0xD0 && m <= 0xD7) || m == 0x01) continue;  // RSTn, TEM: no length
+    if (i + 1 >= n) return false;
+    const size_t len = (size_t{b[i]} << 8) | b[i + 1];
+    if (len < 2) return false;
+    i += len;
+    if (m == 0xDA) {  // SOS: entropy-coded data up to the next marker that is not RSTn or a stuffed 0xFF00
+      while (i + 1 < n && !(b[i] == 0xFF && b[i + 1] != 0x00 && !(b[i + 1] >= 0xD0 && b[i + 1] <= 0xD7))) ++i;
+    }
+  }
+  return false;
 }
 
 struct FolderItem {
@@ -356,13 +375,9 @@ std::vector<FolderItem> list_split(const fs::path& dir, const std::vector<std::s
 cv::Mat decode_image(const fs::path& path, int64_t channels) {
   const std::vector<uint8_t> bytes = read_bytes(path);
   if (bytes.empty()) throw DataError(path.string() + ": empty image file");
-  if (is_jpeg(path)) {
-    // libjpeg only warns about a truncated JPEG and fills the rest with gray; refuse it instead.
-    bool eoi = false;
-    const size_t from = bytes.size() > 64 ? bytes.size() - 64 : 0;
-    for (size_t i = bytes.size() - 1; i > from && !eoi; --i) eoi = bytes[i - 1] == 0xFF && bytes[i] == 0xD9;
-    if (!eoi) throw DataError(path.string() + ": truncated JPEG (no end-of-image marker)");
-  }
+  // Decided by content, not extension (some datasets hold PNGs named .jpg).
+  if (bytes.size() >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8 && !jpeg_complete(bytes))
+    throw DataError(path.string() + ": truncated JPEG (the data ends before its end-of-image marker)");
   cv::Mat img;
   try {
     img = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<uint8_t*>(bytes.data())),

@@ -403,12 +403,54 @@ TEST(PrepareImageFolder, BadInput) {
     PrepareOptions o;
     o.size = 4;
     expect_refused<DataError>("imagefolder", d, t / "o.h5", "z.jpg: truncated JPEG", o);
+    // Complete again, plus trailing bytes after the end marker (as some cameras write), and a PNG
+    // named .jpg: both accepted.
+    write_image(d / "train" / "cat" / "z.jpg", noise, 32, 32, 3);
+    auto full = read_all(d / "train" / "cat" / "z.jpg");
+    full.insert(full.end(), 300, 0);
+    write_bytes(d / "train" / "cat" / "z.jpg", full);
+    write_image(d / "train" / "dog" / "p.png", noise, 32, 32, 3);
+    fs::rename(d / "train" / "dog" / "p.png", d / "train" / "dog" / "p.jpg");
+    prepare("imagefolder", d, t / "ok.h5", o);
+    EXPECT_EQ(Store::open(t / "ok.h5")->rows("train"), 11);
+  }
+  {
+    // A progressive JPEG (several scans) cut inside a later scan.
+    auto d = make("progressive");
+    std::vector<uint8_t> noise(48 * 48 * 3);
+    for (size_t i = 0; i < noise.size(); ++i) noise[i] = static_cast<uint8_t>(i * 97 % 253);
+    write_image(d / "test" / "dog" / "q.jpg", noise, 48, 48, 3, {cv::IMWRITE_JPEG_PROGRESSIVE, 1});
+    PrepareOptions o;
+    o.size = 4;
+    prepare("imagefolder", d, t / "prog.h5", o);  // complete: fine
+    auto b = read_all(d / "test" / "dog" / "q.jpg");
+    b.resize(b.size() - 40);
+    write_bytes(d / "test" / "dog" / "q.jpg", b);
+    expect_refused<DataError>("imagefolder", d, t / "o.h5", "q.jpg: truncated JPEG", o);
   }
   {
     auto d = make("sizes");
     write_image(d / "train" / "emu" / "big.png", known_images(1, 8, 8, 3), 8, 8, 3);
     expect_refused<DataError>("imagefolder", d, t / "o.h5", "give --size");
   }
+}
+
+TEST(PrepareCli, ExitCodesAndMessages) {
+  const std::string bin = test::env_or("PASSLAB_BINARY", "");
+  if (bin.empty() || !fs::exists(bin)) GTEST_SKIP() << "passlab binary not built";
+  TempDir t;
+  write_idx_dataset(t / "raw", 12, 6, 3, 3, true);
+  auto ok = test::run_command(bin + " prepare mnist " + (t / "raw").string() + " --out " + (t / "m.h5").string());
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_EQ(Store::open(t / "m.h5")->rows("test"), 6);
+  write_bytes(t / "raw" / "t10k-labels-idx1-ubyte.gz", {0x1f, 0x8b, 8, 0, 1, 2, 3});
+  auto bad = test::run_command(bin + " prepare mnist " + (t / "raw").string() + " --out " + (t / "b.h5").string());
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("t10k-labels-idx1-ubyte.gz"), std::string::npos) << bad.output;
+  EXPECT_FALSE(fs::exists(t / "b.h5"));
+  EXPECT_FALSE(fs::exists(t / "b.h5.tmp"));
+  auto usage = test::run_command(bin + " prepare nosuchformat x --out " + (t / "c.h5").string());
+  EXPECT_EQ(usage.exit_code, 2) << usage.output;
 }
 
 TEST(PrepareRealFashionMnist, DebianPackage) {
