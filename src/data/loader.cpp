@@ -64,6 +64,12 @@ Loader::Loader(SplitView view, LoaderOptions opt)
   finalize(spec_);
   // The worker threads are the parallelism; OpenCV's own pool would oversubscribe the cores.
   cv::setNumThreads(1);
+  if (opt_.drop_last_batch && sampler_.per_rank() > 0 && sampler_.per_rank() < opt_.batch_size) {
+    // Dropping the only (partial) batch would leave an empty epoch: keep it.
+    PL_WARN("loader over {} ({} samples per rank) keeps its one partial batch of the requested {}", view_.name(),
+            sampler_.per_rank(), opt_.batch_size);
+    opt_.drop_last_batch = false;
+  }
   if (opt_.device.is_cuda()) {
     PASSLAB_CHECK(at::hasCUDA(), ConfigError, "loader asked for device " + opt_.device.str() + " but CUDA is not available");
     use_cuda_ = true;

@@ -285,7 +285,11 @@ TEST(Loader, ResumeAndDropLastAndShutdown) {
     early.next();
   }
   Loader never(view, o);  // destroyed before any epoch
-  SUCCEED();
+  // A shard smaller than one batch keeps its partial batch even with drop_last_batch.
+  o.batch_size = 64;
+  Loader small(view, o);
+  EXPECT_EQ(small.batches_per_epoch(), 1);
+  EXPECT_EQ(small.samples_per_epoch(), kN);
 }
 
 TEST(Loader, OptionsFromConfig) {

@@ -1,11 +1,15 @@
 // passlab prepare: round trips with known pixels for every format, bad input, real Fashion-MNIST.
 #include <gtest/gtest.h>
 
+#include <ATen/ATen.h>
+
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
 #include "data_fixtures.hpp"
 #include "passlab/core/error.hpp"
+#include "passlab/data/loader.hpp"
 #include "passlab/data/prepare.hpp"
 #include "passlab/data/store.hpp"
 #include "support/test_util.hpp"
@@ -59,7 +63,9 @@ TEST(PrepareIdx, RoundTripPlainAndGzip) {
   for (bool gz : {false, true}) {
     TempDir t;
     write_idx_dataset(t / "raw", 23, 11, 5, 4, gz);
-    StoreInfo w = prepare("mnist", t / "raw", t / "m.h5", {});
+    PrepareOptions o;
+    o.gzip = gz ? 4 : 0;  // the HDF5 deflate path too
+    StoreInfo w = prepare("mnist", t / "raw", t / "m.h5", o);
     EXPECT_EQ(w.train_size, 23);
     auto st = Store::open(t / "m.h5");
     const StoreInfo& info = st->info();
@@ -470,4 +476,30 @@ TEST(PrepareRealFashionMnist, DebianPackage) {
   // Published pixel statistics of Fashion-MNIST's training set.
   EXPECT_NEAR(st->info().mean[0], 0.2860, 5e-4);
   EXPECT_NEAR(st->info().std[0], 0.3530, 5e-4);
+
+  // The loader over the whole train split: every image exactly once, and normalised with the
+  // store's own statistics the pixels have mean 0 and standard deviation 1.
+  SplitOptions so;
+  so.val_fraction = 0;
+  LoaderOptions lo;
+  lo.batch_size = 1000;
+  lo.shuffle = true;
+  lo.seed = 5;
+  Loader loader(make_splits(st, so).train, lo);
+  loader.start_epoch(0);
+  double sum = 0, sumsq = 0, n = 0;
+  std::vector<char> seen(60000, 0);
+  while (auto b = loader.next()) {
+    auto x = b->images.to(at::kDouble);
+    sum += x.sum().item<double>();
+    sumsq += (x * x).sum().item<double>();
+    n += static_cast<double>(x.numel());
+    const at::Tensor idx = b->indices;
+    auto ia = idx.accessor<int64_t, 1>();
+    for (int64_t k = 0; k < ia.size(0); ++k) ++seen[static_cast<size_t>(ia[k])];
+  }
+  EXPECT_EQ(n, 60000.0 * 784);
+  EXPECT_NEAR(sum / n, 0.0, 1e-4);
+  EXPECT_NEAR(std::sqrt(sumsq / n - (sum / n) * (sum / n)), 1.0, 1e-4);
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), 60000);
 }

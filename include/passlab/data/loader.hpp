@@ -5,6 +5,9 @@
 // queue; next() returns batches in order. Output is identical for any number of threads.
 // On CUDA (options.device), images and labels are built in pinned host memory and copied
 // non-blocking to the device; indices stay on the CPU.
+// Batch::indices are positions in the split view (0 .. dataset_size()-1). Wrap-around padding
+// repeats up to world-1 samples per epoch: an exact evaluation over several ranks counts each
+// index once (or uses drop_last with world 1).
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
@@ -33,7 +36,7 @@ namespace passlab::data {
 struct LoaderOptions {
   int64_t batch_size = 128;
   bool shuffle = true;           // per-epoch permutation (train); false: store order (eval)
-  bool drop_last_batch = false;  // drop this rank's incomplete last batch
+  bool drop_last_batch = false;  // drop this rank's incomplete last batch (kept when it is the only one)
   bool drop_last = false;        // sampler: drop the epoch tail instead of wrap-around padding
   Augment augment = Augment::none;
   int64_t crop_padding = 4;
