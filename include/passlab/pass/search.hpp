@@ -1,0 +1,78 @@
+#pragma once
+// PASS mask search (DESIGN.md §2): the backbone is frozen (eval-mode BN); the visual prompt V,
+// the prompt encoder ω and the hypernetwork θ are trained jointly with Adam on
+//   CE(masked, prompted network) + λ·budget_loss(F(m) / F_target),
+// data-parallel over a run group: each rank runs its shard, only θ, ω and V gradients are
+// all-reduced. Every rank ends with identical masks (checked by hash, not assumed). The final
+// scores go to the global allocator (prune/allocate.hpp), which meets the MAC budget exactly.
+#include <ATen/core/Tensor.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "passlab/config/config.hpp"
+#include "passlab/data/batch.hpp"
+#include "passlab/io/hdf5.hpp"
+#include "passlab/pass/hypernet.hpp"
+#include "passlab/prune/allocate.hpp"
+
+namespace passlab::dist {
+class Communicator;
+}
+
+namespace passlab::pass {
+
+// True for pass, pass_no_prompt, pass_no_recurrence, pass_no_stats.
+bool is_pass_method(const std::string& method);
+// Hypernetwork options of a PASS method (its ablation switches) from [search].
+HyperNetOptions hyper_options(const config::SearchConfig& search, const std::string& method, int64_t channels);
+
+struct SearchCurves {
+  std::vector<double> loss, ce, budget_term, mac_ratio;  // per step, mean over the run group
+};
+
+struct InputGeometry {
+  int64_t channels = 3;
+  int64_t size = 32;
+  std::vector<double> mean, std;  // the normalisation of the loader's images
+};
+
+class PassSearch {
+ public:
+  // `net` is the dense network (frozen here). `budget` and constraints come from cfg.prune.
+  PassSearch(models::PrunableNetwork& net, const config::Config& cfg, const InputGeometry& input);
+
+  // Transfer: starts θ, ω and V from another run file of the same architecture and method
+  // family (ConfigError naming the file and the mismatch otherwise).
+  void init_from(const std::filesystem::path& run_file);
+
+  // search.steps steps on `train` (this rank's shard); comm may be null (one process).
+  SearchCurves run(data::BatchSource& train, dist::Communicator* comm);
+
+  // Current per-group scores (undefined for groups the search does not prune) and the hard
+  // masks they give, for every group of the network.
+  prune::GroupScores scores();
+  std::vector<at::Tensor> masks();
+  // Global allocation of the current scores to the MAC budget.
+  prune::Allocation allocate();
+
+  VisualPrompt* prompt() { return prompt_.get(); }  // null for pass_no_prompt
+  HyperNetwork& hyper() { return *hyper_; }
+  // Writes /prompt/<param> (+ /prompt/image) and /hypernet/<param> into a run file.
+  void save(io::Group& root) const;
+
+ private:
+  models::PrunableNetwork& net_;
+  config::Config cfg_;
+  InputGeometry input_;
+  std::vector<bool> prunable_;
+  std::shared_ptr<VisualPrompt> prompt_;
+  std::shared_ptr<HyperNetwork> hyper_;
+};
+
+// Hash of a set of masks (bytes of their 0/1 values), equal on ranks with identical masks.
+int64_t masks_hash(const std::vector<at::Tensor>& masks);
+
+}  // namespace passlab::pass

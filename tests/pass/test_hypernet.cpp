@@ -1,0 +1,192 @@
+// PASS components on tiny networks: gradients against finite differences, exact binary masks,
+// the MAC term reaching its target, and the prompt's pixel-space semantics.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "passlab/core/error.hpp"
+#include "passlab/models/factory.hpp"
+#include "passlab/pass/hypernet.hpp"
+
+using namespace passlab;
+using namespace passlab::pass;
+
+namespace {
+struct Setup {
+  models::PrunableNetworkPtr net;
+  std::shared_ptr<VisualPrompt> prompt;
+  std::shared_ptr<HyperNetwork> hyper;
+};
+
+Setup make_setup(const std::string& arch, int64_t size, HyperNetOptions opt, torch::Dtype dtype = torch::kFloat) {
+  torch::manual_seed(1);
+  Setup s;
+  s.net = models::make_model(arch, 5, 3, size, "cifar");
+  s.net->to(dtype);
+  s.net->eval();
+  for (auto& p : s.net->parameters()) p.set_requires_grad(false);
+  s.prompt = std::make_shared<VisualPrompt>(3, size, default_prompt_pad(size), std::vector<double>{0.5, 0.4, 0.3},
+                                            std::vector<double>{0.25, 0.2, 0.3});
+  {
+    torch::NoGradGuard ng;  // a non-zero prompt so every path carries gradient
+    for (auto& p : s.prompt->parameters()) p.uniform_(-0.2, 0.2);
+  }
+  s.prompt->to(dtype);
+  opt.prompt_channels = 3;
+  opt.hidden = 16;
+  opt.embed = 8;
+  s.hyper = std::make_shared<HyperNetwork>(group_inputs(*s.net, s.net->structure().prunable(false)), opt);
+  s.hyper->to(dtype);
+  return s;
+}
+
+// CE of the prompted, soft-masked network + budget term: a smooth function of θ, ω, V.
+torch::Tensor soft_loss(Setup& s, const torch::Tensor& x, const torch::Tensor& y, double target) {
+  auto out = s.hyper->forward(s.hyper->options().use_prompt ? s.prompt->image() : torch::Tensor(), /*soft_path=*/true);
+  s.net->set_masks(s.hyper->full_masks(out.soft, s.net->num_groups()));
+  auto logits = s.net->forward(s.prompt->forward(x));
+  auto macs = s.net->masked_macs().to(logits.scalar_type());
+  return torch::cross_entropy_loss(logits, y) + 2.0 * budget_loss(macs, target, "squared");
+}
+}  // namespace
+
+TEST(PassPrompt, ZeroPromptIsIdentityAndBorderOnly) {
+  VisualPrompt p(3, 16, 2, {0.5, 0.5, 0.5}, {0.25, 0.25, 0.25});
+  EXPECT_EQ(default_prompt_pad(224), 16);
+  EXPECT_EQ(default_prompt_pad(28), 2);
+  EXPECT_EQ(default_prompt_pad(32), 2);
+  auto x = (torch::rand({2, 3, 16, 16}) - 0.5) / 0.25;  // pixels in [0, 1)
+  EXPECT_TRUE(torch::allclose(p.forward(x), x, 1e-6, 1e-6));
+  {
+    torch::NoGradGuard ng;
+    for (auto& t : p.parameters()) t.fill_(10.0);  // saturates the border
+  }
+  auto img = p.image();
+  EXPECT_EQ(img.sizes(), (std::vector<int64_t>{3, 16, 16}));
+  EXPECT_EQ(img.slice(1, 2, 14).slice(2, 2, 14).abs().sum().item<float>(), 0.0f);  // inside untouched
+  auto y = p.forward(x);
+  // Border pixels clamp to 1.0 in pixel space → (1 - 0.5) / 0.25 = 2 after normalisation.
+  EXPECT_TRUE(torch::allclose(y.slice(2, 0, 2), torch::full_like(y.slice(2, 0, 2), 2.0)));
+  EXPECT_TRUE(torch::allclose(y.slice(2, 2, 14).slice(3, 2, 14), x.slice(2, 2, 14).slice(3, 2, 14), 1e-6, 1e-6));
+  EXPECT_THROW(VisualPrompt(3, 4, 2, {0, 0, 0}, {1, 1, 1}), ConfigError);
+}
+
+TEST(PassMasks, StraightThroughIsExactlyBinaryWithSigmoidGradient) {
+  auto s = torch::randn({1000}, torch::requires_grad());
+  auto m = straight_through_mask(s, 0.7);
+  EXPECT_TRUE(torch::all((m == 0) | (m == 1)).item<bool>());
+  EXPECT_TRUE(torch::equal(m, (s > 0).to(torch::kFloat)));
+  m.sum().backward();
+  auto sig = torch::sigmoid(s.detach() / 0.7);
+  EXPECT_TRUE(torch::allclose(s.grad(), sig * (1 - sig) / 0.7, 1e-6, 1e-6));
+}
+
+TEST(PassMasks, HypernetMasksAreBinaryForEveryVariant) {
+  for (bool rec : {true, false})
+    for (bool prompt : {true, false})
+      for (bool stats : {true, false}) {
+        HyperNetOptions o;
+        o.recurrent = rec;
+        o.use_prompt = prompt;
+        o.use_stats = stats;
+        auto s = make_setup("resnet20", 16, o);
+        auto out = s.hyper->forward(prompt ? s.prompt->image() : torch::Tensor());
+        ASSERT_EQ(out.masks.size(), s.hyper->groups().size());
+        for (size_t i = 0; i < out.masks.size(); ++i) {
+          EXPECT_EQ(out.masks[i].numel(), s.hyper->groups()[i].width);
+          EXPECT_TRUE(torch::all((out.masks[i] == 0) | (out.masks[i] == 1)).item<bool>());
+        }
+      }
+}
+
+TEST(PassGradients, MatchFiniteDifferencesOfTheSoftPath) {
+  HyperNetOptions o;
+  auto s = make_setup("resnet20", 12, o, torch::kDouble);
+  auto x = torch::randn({4, 3, 12, 12}, torch::kDouble);
+  auto y = torch::tensor({0, 1, 2, 3}, torch::kLong);
+  const double target = 0.5 * static_cast<double>(s.net->count().macs);
+  auto loss = soft_loss(s, x, y, target);
+  loss.backward();
+  // One entry each of V (prompt), ω (encoder), θ (embedding, LSTM, mapper, skip α).
+  std::vector<std::pair<std::string, torch::Tensor>> checks;
+  for (auto& kv : s.prompt->named_parameters()) checks.emplace_back("prompt." + kv.key(), kv.value());
+  for (auto& kv : s.hyper->named_parameters()) checks.emplace_back(kv.key(), kv.value());
+  int checked = 0;
+  for (auto& [name, p] : checks) {
+    ASSERT_TRUE(p.grad().defined()) << name << " received no gradient";
+    auto flat = p.view({-1});
+    auto gflat = p.grad().view({-1});
+    int64_t idx = std::min<int64_t>(flat.numel() - 1, 3);
+    const double eps = 1e-6;
+    double orig;
+    {
+      torch::NoGradGuard ng;
+      orig = flat[idx].item<double>();
+      flat[idx].fill_(orig + eps);
+    }
+    double up = soft_loss(s, x, y, target).item<double>();
+    {
+      torch::NoGradGuard ng;
+      flat[idx].fill_(orig - eps);
+    }
+    double down = soft_loss(s, x, y, target).item<double>();
+    {
+      torch::NoGradGuard ng;
+      flat[idx].fill_(orig);
+    }
+    double fd = (up - down) / (2 * eps), ad = gflat[idx].item<double>();
+    EXPECT_NEAR(ad, fd, 1e-5 + 1e-4 * std::abs(fd)) << name << "[" << idx << "]";
+    ++checked;
+  }
+  EXPECT_GE(checked, 8);
+}
+
+TEST(PassBudget, MacTermReachesTargetWithinFivePercent) {
+  HyperNetOptions o;
+  auto s = make_setup("resnet20", 16, o);
+  const double dense = static_cast<double>(s.net->count().macs);
+  for (double budget : {0.5, 0.3}) {
+    auto hyper = std::make_shared<HyperNetwork>(s.hyper->groups(), s.hyper->options());
+    std::vector<torch::Tensor> params = hyper->parameters();
+    for (auto& p : s.prompt->parameters()) params.push_back(p);
+    torch::optim::Adam adam(params, torch::optim::AdamOptions(0.02));
+    double ratio = 1.0;
+    for (int step = 0; step < 60; ++step) {
+      auto out = hyper->forward(s.prompt->image());
+      s.net->set_masks(hyper->full_masks(out.masks, s.net->num_groups()));
+      auto macs = s.net->masked_macs().to(torch::kFloat);
+      ratio = macs.item<double>() / dense;
+      auto loss = budget_loss(macs, budget * dense, "squared");
+      adam.zero_grad();
+      loss.backward();
+      adam.step();
+    }
+    EXPECT_NEAR(ratio / budget, 1.0, 0.05) << "budget " << budget;
+  }
+}
+
+TEST(PassBudget, LossForms) {
+  auto m = torch::tensor({150.0});
+  EXPECT_NEAR(budget_loss(m, 100, "squared").item<double>(), 0.25, 1e-9);
+  EXPECT_NEAR(budget_loss(m, 100, "abs").item<double>(), 0.5, 1e-9);
+  EXPECT_NEAR(budget_loss(torch::tensor({50.0}), 100, "hinge").item<double>(), 0.0, 1e-12);
+  EXPECT_NEAR(budget_loss(m, 100, "hinge").item<double>(), 0.25, 1e-9);
+  EXPECT_THROW(budget_loss(m, 100, "cubic"), ConfigError);
+}
+
+TEST(PassInputs, StatisticsAreStandardisedPerLayer) {
+  HyperNetOptions o;
+  auto s = make_setup("vgg11_bn", 32, o);
+  auto inputs = group_inputs(*s.net, s.net->structure().prunable(false));
+  EXPECT_EQ(static_cast<int>(inputs.size()), s.net->num_groups());
+  double share = 0;
+  for (auto& in : inputs) {
+    EXPECT_EQ(in.stats.sizes(), (std::vector<int64_t>{in.width, 4}));
+    auto mean = in.stats.mean(0);
+    EXPECT_LT(mean.abs().max().item<float>(), 1e-4);
+    // L1 and L2 norms vary across channels of a random init: unit variance.
+    EXPECT_NEAR(in.stats.select(1, 0).std(false).item<float>(), 1.0, 1e-3);
+    share += in.mac_share;
+  }
+  EXPECT_GT(share, 0.9);
+  EXPECT_LE(share, 1.0 + 1e-9);
+}
