@@ -1,0 +1,151 @@
+#pragma once
+// The data-parallel trainer used by every stage (dense training, PASS search, fine-tuning).
+//
+//   train::Trainer t(model, *comm, train::TrainerOptions::from(cfg.dense, cfg.dist, cfg.output,
+//                    rt.device(), "dense", cfg.experiment.seed, dir / "dense.ckpt.h5"));
+//   auto result = t.fit(train_source, &val_source);      // resumes from the checkpoint if any
+//   auto test = t.evaluate(test_source);
+//
+// Each step: forward on this rank's batch, backward, gradients averaged over the group in fused
+// buckets (dist::GradientReducer), optimizer step with the scheduled learning rate. Parameters
+// and buffers are broadcast from the group leader at the start; floating buffers (BatchNorm
+// statistics) are averaged over the group after every epoch. Evaluation counts are reduced
+// exactly (per dataset index, so wrap-around padding is not counted twice).
+//
+// PASS reuses it with its own trainable tensors (hypernetwork, prompt) over a frozen backbone,
+// its own forward (masked, prompted network) and its own loss (cross-entropy + FLOPs term):
+// set_trainable(), set_forward(), set_step().
+#include <ATen/core/Tensor.h>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "passlab/config/config.hpp"
+#include "passlab/data/batch.hpp"
+#include "passlab/dist/communicator.hpp"
+#include "passlab/models/network.hpp"
+#include "passlab/train/optimizer.hpp"
+
+namespace passlab::train {
+
+struct TrainerOptions {
+  config::TrainConfig train;
+  double bucket_mib = 25.0;
+  double first_bucket_mib = 1.0;
+  c10::Device device{c10::kCPU};  // where the model and batches live (the runtime's device)
+  std::string progress = "auto";  // auto | bar | lines | none
+  double progress_every_s = 30.0; // lines mode
+  std::string label = "train";    // stage name in logs and progress
+  uint64_t seed = 0;
+  // Checkpoint file (empty: none); written by the group leader every `checkpoint_every` epochs
+  // and after the last; fit() resumes from it when it exists and is complete.
+  std::filesystem::path checkpoint;
+  int64_t checkpoint_every = 1;
+  bool remove_checkpoint_when_done = false;
+  int64_t max_steps = 0;          // > 0: stop after this many steps (schedule spans them)
+  bool set_train_mode = true;     // model.train() during training epochs, model.eval() in evaluate()
+
+  static TrainerOptions from(const config::TrainConfig& train, const config::DistConfig& dist,
+                             const config::OutputConfig& output, c10::Device device, std::string label, uint64_t seed,
+                             std::filesystem::path checkpoint = {});
+};
+
+struct EvalResult {
+  int64_t samples = 0;       // distinct samples evaluated (all ranks)
+  int64_t top1_correct = 0;
+  int64_t top5_correct = 0;
+  double loss_sum = 0.0;     // sum of per-sample cross-entropy
+  double top1() const { return samples ? double(top1_correct) / double(samples) : 0.0; }
+  double top5() const { return samples ? double(top5_correct) / double(samples) : 0.0; }
+  double loss() const { return samples ? loss_sum / double(samples) : 0.0; }
+};
+
+struct EpochStats {
+  int64_t epoch = 0;
+  double train_loss = 0;   // mean over the samples of the epoch (all ranks)
+  double train_top1 = 0;   // accuracy on the training batches as trained (NaN without logits)
+  double lr = 0;           // at the epoch's last step
+  double seconds = 0;
+  double images_per_s = 0; // all ranks
+  std::optional<EvalResult> eval;
+};
+
+struct FitResult {
+  std::vector<EpochStats> epochs;  // every epoch, including those restored from a checkpoint
+  int64_t resumed_from_epoch = 0;  // 0: started fresh
+  int64_t steps = 0;
+};
+
+// What a training step computes from a batch: the loss to minimise (mean over this rank's
+// batch) and, optionally, logits for the running training accuracy.
+struct StepOutput {
+  at::Tensor loss;
+  at::Tensor logits;
+};
+
+class Trainer {
+ public:
+  using ForwardFn = std::function<at::Tensor(const at::Tensor& images)>;
+  using StepFn = std::function<StepOutput(const data::Batch& batch)>;
+  using EpochFn = std::function<void(const EpochStats&)>;
+
+  Trainer(models::Network& model, dist::Communicator& comm, TrainerOptions opt);
+  ~Trainer();
+
+  // The tensors to train (default: the model's parameters that require grad). Tensors that
+  // are not the model's are broadcast and checkpointed too (under their names).
+  void set_trainable(NamedTensors params);
+  // Forward used by the default step and by evaluate (default: model.forward).
+  void set_forward(ForwardFn fn);
+  // Training step (default: label-smoothed cross-entropy of forward(images)).
+  void set_step(StepFn fn);
+  void on_epoch_end(EpochFn fn);
+
+  // Trains for options.train.epochs (or max_steps); evaluates `eval` after each epoch if given.
+  FitResult fit(data::BatchSource& train, data::BatchSource* eval = nullptr);
+  // Exact top-1/top-5/loss over `source` on all ranks of the group.
+  EvalResult evaluate(data::BatchSource& source);
+
+  // Leader writes atomically; every rank returns after it is on disk.
+  void save_checkpoint(const std::filesystem::path& path);
+  // Restores state from `path` if it exists and is complete; returns the epoch to continue at.
+  std::optional<int64_t> load_checkpoint(const std::filesystem::path& path);
+
+  int64_t global_step() const { return global_step_; }
+  const NamedTensors& trainable() const { return trainable_; }
+  Optimizer* optimizer() { return optimizer_.get(); }
+  // Parameters and buffers of the model, and the extra trainable tensors, by name.
+  NamedTensors state_tensors() const;
+
+ private:
+  struct Impl;
+  void ensure_setup(int64_t steps_per_epoch);
+  void broadcast_state();
+  void sync_buffers();
+  EpochStats train_epoch(data::BatchSource& train, int64_t epoch);
+
+  models::Network& model_;
+  dist::Communicator& comm_;
+  TrainerOptions opt_;
+  NamedTensors trainable_;
+  bool custom_trainable_ = false;
+  ForwardFn forward_;
+  StepFn step_;
+  EpochFn on_epoch_;
+  std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<Impl> impl_;
+  int64_t global_step_ = 0;
+  int64_t start_epoch_ = 0;
+  std::vector<EpochStats> history_;
+  bool setup_ = false;
+};
+
+// Label-smoothed cross-entropy (mean over the batch), as torch.nn.CrossEntropyLoss.
+at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& labels, double label_smoothing = 0.0);
+
+}  // namespace passlab::train

@@ -1,0 +1,458 @@
+#include "passlab/train/trainer.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <c10/core/GradMode.h>
+
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "passlab/core/check.hpp"
+#include "passlab/core/error.hpp"
+#include "passlab/core/log.hpp"
+#include "passlab/core/mpi_check.hpp"
+#include "passlab/dist/reducer.hpp"
+#include "passlab/io/hdf5.hpp"
+#include "passlab/tensorio/tensor_h5.hpp"
+#include "passlab/train/progress.hpp"
+
+namespace passlab::train {
+
+at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& labels, double label_smoothing) {
+  return at::cross_entropy_loss(logits.to(at::kFloat), labels, {}, at::Reduction::Mean, -100, label_smoothing);
+}
+
+TrainerOptions TrainerOptions::from(const config::TrainConfig& train, const config::DistConfig& dist,
+                                    const config::OutputConfig& output, c10::Device device, std::string label,
+                                    uint64_t seed, std::filesystem::path checkpoint) {
+  TrainerOptions o;
+  o.train = train;
+  o.bucket_mib = dist.bucket_mib;
+  o.first_bucket_mib = dist.first_bucket_mib;
+  o.device = device;
+  o.progress = output.progress;
+  o.label = std::move(label);
+  o.seed = seed;
+  o.checkpoint = std::move(checkpoint);
+  o.checkpoint_every = output.checkpoint_every;
+  return o;
+}
+
+struct Trainer::Impl {
+  std::unique_ptr<dist::GradientReducer> reducer;
+  std::optional<LrSchedule> schedule;
+};
+
+namespace {
+
+// bf16 autocast for the forward pass on CUDA; a no-op elsewhere.
+class AutocastScope {
+ public:
+  AutocastScope(bool enabled, c10::Device device) : on_(enabled && device.is_cuda()) {
+    if (on_) {
+      at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+      at::autocast::set_autocast_enabled(at::kCUDA, true);
+    }
+  }
+  ~AutocastScope() {
+    if (on_) {
+      at::autocast::set_autocast_enabled(at::kCUDA, false);
+      at::autocast::clear_cache();
+    }
+  }
+
+ private:
+  bool on_;
+};
+
+void check_same_everywhere(dist::Communicator& comm, int64_t v, const std::string& what) {
+  auto all = comm.allgather(v);
+  for (size_t r = 0; r < all.size(); ++r)
+    if (all[r] != v)
+      throw DataError(what + " differs across ranks: rank " + std::to_string(r) + " has " + std::to_string(all[r]) +
+                      ", this rank " + std::to_string(v) + " (every rank must run the same number of steps)");
+}
+
+at::Tensor generator_state(c10::Device device) {
+  auto gen = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state().contiguous();
+}
+
+void set_generator_state(c10::Device device, const at::Tensor& state) {
+  auto gen = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+}  // namespace
+
+Trainer::Trainer(models::Network& model, dist::Communicator& comm, TrainerOptions opt)
+    : model_(model), comm_(comm), opt_(std::move(opt)), impl_(std::make_unique<Impl>()) {
+  model_.to(opt_.device);
+  forward_ = [this](const at::Tensor& x) { return model_.forward(x); };
+  if (opt_.train.precision != "fp32" && opt_.train.precision != "bf16")
+    throw ConfigError("precision must be fp32 or bf16, not \"" + opt_.train.precision + "\"");
+  if (opt_.train.precision == "bf16" && !opt_.device.is_cuda())
+    PL_WARN("{}: precision = bf16 applies on GPU only; training on {} in fp32", opt_.label, opt_.device.str());
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::set_trainable(NamedTensors params) {
+  PASSLAB_CHECK(!setup_, InternalError, "set_trainable after training started");
+  trainable_ = std::move(params);
+  custom_trainable_ = true;
+}
+void Trainer::set_forward(ForwardFn fn) { forward_ = std::move(fn); }
+void Trainer::set_step(StepFn fn) { step_ = std::move(fn); }
+void Trainer::on_epoch_end(EpochFn fn) { on_epoch_ = std::move(fn); }
+
+NamedTensors Trainer::state_tensors() const {
+  NamedTensors out;
+  std::set<const void*> seen;
+  for (const auto& it : model_.named_parameters(true)) {
+    out.emplace_back("model/" + it.key(), it.value());
+    seen.insert(it.value().unsafeGetTensorImpl());
+  }
+  for (const auto& it : model_.named_buffers(true)) {
+    out.emplace_back("model/" + it.key(), it.value());
+    seen.insert(it.value().unsafeGetTensorImpl());
+  }
+  for (const auto& [n, t] : trainable_)
+    if (!seen.count(t.unsafeGetTensorImpl())) out.emplace_back("trainable/" + n, t);
+  return out;
+}
+
+void Trainer::broadcast_state() {
+  if (comm_.size() == 1) return;
+  c10::NoGradGuard no_grad;
+  for (auto& [n, t] : state_tensors()) {
+    at::Tensor x = t;
+    comm_.broadcast(x, 0);
+  }
+  comm_.wait();
+}
+
+void Trainer::sync_buffers() {
+  if (comm_.size() == 1) return;
+  c10::NoGradGuard no_grad;
+  for (const auto& it : model_.named_buffers(true)) {
+    at::Tensor b = it.value();
+    if (!b.defined() || b.numel() == 0) continue;
+    if (at::isFloatingType(b.scalar_type()))
+      comm_.allreduce(b, dist::ReduceOp::mean);
+    else
+      comm_.broadcast(b, 0);
+  }
+  comm_.wait();
+}
+
+void Trainer::ensure_setup(int64_t steps_per_epoch) {
+  if (!setup_) {
+    if (!custom_trainable_)
+      for (const auto& it : model_.named_parameters(true))
+        if (it.value().requires_grad()) trainable_.emplace_back(it.key(), it.value());
+    PASSLAB_CHECK(!trainable_.empty(), ConfigError, opt_.label + ": nothing to train (no tensor requires grad)");
+    for (auto& [n, t] : trainable_)
+      PASSLAB_CHECK(t.requires_grad() && t.is_leaf(), InternalError, opt_.label + ": trainable tensor " + n + " is not a leaf requiring grad");
+    broadcast_state();
+    optimizer_ = make_optimizer(opt_.train, trainable_);
+    std::vector<at::Tensor> tensors;
+    for (auto& [n, t] : trainable_) tensors.push_back(t);
+    dist::ReducerOptions ro;
+    ro.bucket_mib = opt_.bucket_mib;
+    ro.first_bucket_mib = opt_.first_bucket_mib;
+    impl_->reducer = std::make_unique<dist::GradientReducer>(comm_, std::move(tensors), ro);
+    setup_ = true;
+  }
+  impl_->schedule.emplace(opt_.train, steps_per_epoch, opt_.max_steps);
+}
+
+EpochStats Trainer::train_epoch(data::BatchSource& train, int64_t epoch) {
+  auto t0 = std::chrono::steady_clock::now();
+  train.start_epoch(epoch);
+  const int64_t nb = train.batches_per_epoch();
+  check_same_everywhere(comm_, nb, "batches per epoch");
+  if (opt_.set_train_mode) model_.train(true);
+  const bool bf16 = opt_.train.precision == "bf16";
+  Progress progress(Progress::resolve(opt_.progress, comm_.rank() == 0),
+                    opt_.label + " epoch " + std::to_string(epoch + 1) + "/" + std::to_string(opt_.train.epochs), nb,
+                    opt_.progress_every_s);
+  StepFn step = step_ ? step_ : StepFn([this](const data::Batch& b) {
+    at::Tensor logits = forward_(b.images);
+    return StepOutput{cross_entropy(logits, b.labels, opt_.train.label_smoothing), logits};
+  });
+  at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(opt_.device));
+  at::Tensor correct = at::zeros({}, at::TensorOptions().dtype(at::kLong).device(opt_.device));
+  int64_t samples = 0, steps = 0;
+  bool have_logits = true;
+  double lr = 0, last_loss = NAN;
+  auto& reducer = *impl_->reducer;
+  for (int64_t i = 0; i < nb; ++i) {
+    if (opt_.max_steps > 0 && global_step_ >= opt_.max_steps) break;
+    auto b = train.next();
+    if (!b) throw DataError(opt_.label + ": the batch source ended after " + std::to_string(i) + " of " +
+                            std::to_string(nb) + " batches");
+    data::Batch batch{b->images.to(opt_.device, /*non_blocking=*/true), b->labels.to(opt_.device, true), b->indices};
+    lr = impl_->schedule->at(global_step_);
+    reducer.zero_grad();
+    reducer.prepare();
+    StepOutput out;
+    {
+      AutocastScope autocast(bf16, opt_.device);
+      out = step(batch);
+    }
+    out.loss.backward();
+    reducer.finish();
+    optimizer_->step(lr);
+    ++global_step_;
+    ++steps;
+    const int64_t bsz = batch.labels.size(0);
+    samples += bsz;
+    {
+      c10::NoGradGuard no_grad;
+      loss_sum += out.loss.detach().to(at::kDouble) * double(bsz);
+      if (out.logits.defined())
+        correct += (out.logits.detach().argmax(1) == batch.labels).sum();
+      else
+        have_logits = false;
+    }
+    if (progress.due(i + 1)) {
+      last_loss = out.loss.detach().item<double>();
+      progress.update(i + 1, samples * comm_.size(), last_loss, lr);
+    }
+  }
+  progress.finish();
+  std::vector<double> totals = {loss_sum.item<double>(), double(samples), double(correct.item<int64_t>())};
+  comm_.allreduce_values(totals, dist::ReduceOp::sum);
+  sync_buffers();
+  EpochStats s;
+  s.epoch = epoch;
+  s.train_loss = totals[1] > 0 ? totals[0] / totals[1] : NAN;
+  s.train_top1 = have_logits && totals[1] > 0 ? totals[2] / totals[1] : NAN;
+  s.lr = lr;
+  s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  s.images_per_s = s.seconds > 0 ? totals[1] / s.seconds : 0;
+  return s;
+}
+
+EvalResult Trainer::evaluate(data::BatchSource& source) {
+  c10::NoGradGuard no_grad;
+  if (opt_.set_train_mode) model_.eval();
+  source.start_epoch(0);
+  const int64_t n = source.dataset_size();
+  // Per dataset index: [seen, top-1 correct, top-5 correct, loss]; reduced with max, so a sample
+  // a padded shard holds twice (wrap-around) counts once.
+  at::Tensor per = at::zeros({4, std::max<int64_t>(n, 1)}, at::kFloat);
+  EvalResult r;
+  bool by_index = true;
+  std::vector<double> fallback = {0, 0, 0, 0};
+  while (auto b = source.next()) {
+    at::Tensor labels = b->labels.to(opt_.device);
+    at::Tensor logits;
+    {
+      AutocastScope autocast(opt_.train.precision == "bf16", opt_.device);
+      logits = forward_(b->images.to(opt_.device, true));
+    }
+    logits = logits.to(at::kFloat);
+    at::Tensor loss = at::cross_entropy_loss(logits, labels, {}, at::Reduction::None, -100, 0.0);
+    int64_t k = std::min<int64_t>(5, logits.size(1));
+    at::Tensor top = std::get<1>(logits.topk(k, 1));
+    at::Tensor c1 = top.select(1, 0) == labels;
+    at::Tensor c5 = (top == labels.unsqueeze(1)).any(1);
+    at::Tensor rows = at::stack({at::ones_like(loss), c1.to(at::kFloat), c5.to(at::kFloat), loss}).cpu();
+    if (b->indices.defined() && by_index) {
+      at::Tensor idx = b->indices.to(at::kLong).cpu();
+      PASSLAB_CHECK(idx.numel() == 0 || (idx.min().item<int64_t>() >= 0 && idx.max().item<int64_t>() < n), DataError,
+                    opt_.label + ": evaluation batch has indices outside [0, dataset_size)");
+      per.index_put_({at::indexing::Slice(), idx}, rows);
+    } else {
+      by_index = false;
+      auto sums = rows.to(at::kDouble).sum(1);
+      for (int j = 0; j < 4; ++j) fallback[j] += sums[j].item<double>();
+    }
+  }
+  // Every rank must agree on the method (a collective follows).
+  check_same_everywhere(comm_, by_index ? 1 : 0, "evaluation by dataset index");
+  if (by_index) {
+    comm_.allreduce_host(per, dist::ReduceOp::max);
+    auto sums = per.to(at::kDouble).sum(1);
+    fallback = {sums[0].item<double>(), sums[1].item<double>(), sums[2].item<double>(), sums[3].item<double>()};
+  } else {
+    comm_.allreduce_values(fallback, dist::ReduceOp::sum);
+  }
+  r.samples = std::llround(fallback[0]);
+  r.top1_correct = std::llround(fallback[1]);
+  r.top5_correct = std::llround(fallback[2]);
+  r.loss_sum = fallback[3];
+  return r;
+}
+
+FitResult Trainer::fit(data::BatchSource& train, data::BatchSource* eval) {
+  const int64_t spe = train.batches_per_epoch();
+  ensure_setup(spe);
+  FitResult result;
+  int64_t start = 0;
+  if (!opt_.checkpoint.empty()) {
+    if (auto e = load_checkpoint(opt_.checkpoint)) {
+      start = *e;
+      result.resumed_from_epoch = start;
+      PL_INFO("{}: resumed from {} at epoch {} (step {})", opt_.label, opt_.checkpoint.string(), start, global_step_);
+    }
+  }
+  const int64_t epochs = opt_.max_steps > 0 ? (opt_.max_steps + spe - 1) / std::max<int64_t>(1, spe) : opt_.train.epochs;
+  for (int64_t epoch = start; epoch < epochs; ++epoch) {
+    if (opt_.max_steps > 0 && global_step_ >= opt_.max_steps) break;
+    EpochStats s = train_epoch(train, epoch);
+    if (eval) s.eval = evaluate(*eval);
+    history_.push_back(s);
+    if (s.eval)
+      PL_INFO("{}: epoch {}/{} loss {:.4f} train top-1 {:.2f}% | eval top-1 {:.2f}% top-5 {:.2f}% loss {:.4f} ({} samples) | "
+              "{:.0f} img/s, {:.1f} s",
+              opt_.label, epoch + 1, epochs, s.train_loss, 100 * s.train_top1, 100 * s.eval->top1(), 100 * s.eval->top5(),
+              s.eval->loss(), s.eval->samples, s.images_per_s, s.seconds);
+    else
+      PL_INFO("{}: epoch {}/{} loss {:.4f} train top-1 {:.2f}% | {:.0f} img/s, {:.1f} s", opt_.label, epoch + 1, epochs,
+              s.train_loss, 100 * s.train_top1, s.images_per_s, s.seconds);
+    if (on_epoch_) on_epoch_(s);
+    bool last = epoch + 1 == epochs || (opt_.max_steps > 0 && global_step_ >= opt_.max_steps);
+    if (!opt_.checkpoint.empty() && opt_.checkpoint_every > 0 && ((epoch + 1) % opt_.checkpoint_every == 0 || last))
+      save_checkpoint(opt_.checkpoint);
+  }
+  if (!opt_.checkpoint.empty() && opt_.remove_checkpoint_when_done) {
+    comm_.barrier();
+    if (comm_.rank() == 0) std::filesystem::remove(opt_.checkpoint);
+  }
+  result.epochs = history_;
+  result.steps = global_step_;
+  return result;
+}
+
+// --- checkpoints --------------------------------------------------------------------------------
+
+namespace {
+const char* kHistoryFields[] = {"epoch", "train_loss", "train_top1", "lr", "seconds", "images_per_s",
+                                "eval_samples", "eval_top1", "eval_top5", "eval_loss"};
+}
+
+void Trainer::save_checkpoint(const std::filesystem::path& path) {
+  PASSLAB_CHECK(setup_, InternalError, "save_checkpoint before training was set up");
+  // Every rank's generator states (CPU, and CUDA when used) go to the leader.
+  std::vector<c10::Device> devices = {c10::Device(c10::kCPU)};
+  if (opt_.device.is_cuda()) devices.push_back(opt_.device);
+  std::vector<at::Tensor> rng_all;
+  for (auto& d : devices) {
+    at::Tensor s = generator_state(d);
+    int64_t bytes = s.numel();
+    check_same_everywhere(comm_, bytes, "generator state size");
+    at::Tensor all = at::empty({comm_.size(), bytes}, at::kByte);
+    {
+      dist::CollectiveScope scope("checkpoint rng gather");
+      MPI_CHECK(MPI_Gather(s.data_ptr(), int(bytes), MPI_BYTE, all.data_ptr(), int(bytes), MPI_BYTE, 0, comm_.control()));
+    }
+    rng_all.push_back(all);
+  }
+  if (comm_.rank() == 0) {
+    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+    io::AtomicWriter w(path);
+    auto& root = w.root();
+    root.set_attr("kind", "passlab-checkpoint");
+    root.set_attr("label", opt_.label);
+    root.set_attr("next_epoch", int64_t(history_.empty() ? 0 : history_.back().epoch + 1));
+    root.set_attr("global_step", global_step_);
+    root.set_attr("world_size", int64_t(comm_.size()));
+    root.set_attr("optimizer", optimizer_->name());
+    root.set_attr("seed", int64_t(opt_.seed));
+    NamedTensors model, extra;
+    for (auto& [n, t] : state_tensors()) {
+      if (n.rfind("model/", 0) == 0) model.emplace_back(n.substr(6), t);
+      else extra.emplace_back(n.substr(10), t);
+    }
+    auto g = root.create_group("model");
+    io::write_tensors(g, model);
+    auto gt = root.create_group("trainable");
+    io::write_tensors(gt, extra);
+    auto go = root.create_group("optimizer");
+    io::write_tensors(go, optimizer_->state());
+    io::write_tensor(root, "rng_cpu", rng_all[0]);
+    if (rng_all.size() > 1) io::write_tensor(root, "rng_cuda", rng_all[1]);
+    auto gh = root.create_group("history");
+    for (const char* f : kHistoryFields) {
+      std::vector<double> v;
+      for (auto& s : history_) {
+        std::string k = f;
+        double x = k == "epoch" ? double(s.epoch) : k == "train_loss" ? s.train_loss : k == "train_top1" ? s.train_top1
+                 : k == "lr" ? s.lr : k == "seconds" ? s.seconds : k == "images_per_s" ? s.images_per_s
+                 : !s.eval ? NAN : k == "eval_samples" ? double(s.eval->samples) : k == "eval_top1" ? s.eval->top1()
+                 : k == "eval_top5" ? s.eval->top5() : s.eval->loss();
+        v.push_back(x);
+      }
+      gh.write<double>(f, v);
+    }
+    w.commit();
+  }
+  comm_.barrier();  // the file is complete before any rank goes on (or reads it)
+}
+
+std::optional<int64_t> Trainer::load_checkpoint(const std::filesystem::path& path) {
+  if (!std::filesystem::exists(path)) return std::nullopt;
+  PASSLAB_CHECK(setup_, InternalError, "load_checkpoint before training was set up");
+  io::File f = io::open_complete(path);
+  auto& root = f.root();
+  int64_t world = root.attr_int("world_size");
+  if (world != comm_.size())
+    PL_WARN("{}: checkpoint {} was written by {} ranks, resuming on {}: the continuation is not bit-for-bit", opt_.label,
+            path.string(), world, comm_.size());
+  if (root.attr_string("optimizer") != optimizer_->name())
+    throw ConfigError(opt_.label + ": checkpoint " + path.string() + " used optimizer " + root.attr_string("optimizer") +
+                      ", this run " + optimizer_->name());
+  std::map<std::string, at::Tensor> stored;
+  for (auto& [n, t] : io::read_tensors(root.open_group("model"))) stored["model/" + n] = t;
+  for (auto& [n, t] : io::read_tensors(root.open_group("trainable"))) stored["trainable/" + n] = t;
+  {
+    c10::NoGradGuard no_grad;
+    for (auto& [n, t] : state_tensors()) {
+      auto it = stored.find(n);
+      if (it == stored.end()) throw IOError("checkpoint " + path.string() + " has no tensor " + n);
+      if (!it->second.sizes().equals(t.sizes()))
+        throw IOError("checkpoint " + path.string() + ": tensor " + n + " has another shape than the model's");
+      at::Tensor dst = t;
+      dst.copy_(it->second);
+    }
+  }
+  optimizer_->load_state(io::read_tensors(root.open_group("optimizer")));
+  if (world == comm_.size()) {
+    at::Tensor cpu = io::read_tensor(root, "rng_cpu");
+    set_generator_state(c10::Device(c10::kCPU), cpu[comm_.rank()].clone());
+    if (opt_.device.is_cuda() && root.has("rng_cuda"))
+      set_generator_state(opt_.device, io::read_tensor(root, "rng_cuda")[comm_.rank()].clone());
+  }
+  global_step_ = root.attr_int("global_step");
+  history_.clear();
+  auto gh = root.open_group("history");
+  std::map<std::string, std::vector<double>> h;
+  for (const char* fld : kHistoryFields) h[fld] = gh.read<double>(fld);
+  for (size_t i = 0; i < h["epoch"].size(); ++i) {
+    EpochStats s;
+    s.epoch = int64_t(h["epoch"][i]);
+    s.train_loss = h["train_loss"][i];
+    s.train_top1 = h["train_top1"][i];
+    s.lr = h["lr"][i];
+    s.seconds = h["seconds"][i];
+    s.images_per_s = h["images_per_s"][i];
+    if (!std::isnan(h["eval_samples"][i])) {
+      EvalResult e;
+      e.samples = std::llround(h["eval_samples"][i]);
+      e.top1_correct = std::llround(h["eval_top1"][i] * double(e.samples));
+      e.top5_correct = std::llround(h["eval_top5"][i] * double(e.samples));
+      e.loss_sum = h["eval_loss"][i] * double(e.samples);
+      s.eval = e;
+    }
+    history_.push_back(s);
+  }
+  return root.attr_int("next_epoch");
+}
+
+}  // namespace passlab::train
