@@ -5,6 +5,9 @@
 #include "commands.hpp"
 #include "passlab/config/config.hpp"
 #include "passlab/core/error.hpp"
+#include "passlab/core/process.hpp"
+#include "passlab/dist/runtime.hpp"
+#include "passlab/sweep/runner.hpp"
 
 namespace passlab::cli {
 
@@ -27,18 +30,24 @@ Command add_run_command(CLI::App& app) {
             for (auto& t : tasks) dense.insert(config::dense_id(t));
             PL_INFO("config {}: {} prune tasks over {} dense models; results in {}", o->path, tasks.size(), dense.size(),
                     c.output.dir);
-            std::printf("%-13s %-13s %-14s %-12s %-18s %-7s %s\n", "run_id", "dense_id", "dataset", "arch", "method", "budget",
+            const bool leader = process_identity().rank == 0;  // before MPI_Init: from the launcher
+            if (leader) std::printf("%-13s %-13s %-14s %-12s %-18s %-7s %s\n", "run_id", "dense_id", "dataset", "arch", "method", "budget",
                         "seed");
             for (auto& t : tasks)
-              std::printf("%-13s %-13s %-14s %-12s %-18s %-7.3f %lld\n", config::run_id(t).c_str(), config::dense_id(t).c_str(),
+              if (leader) std::printf("%-13s %-13s %-14s %-12s %-18s %-7.3f %lld\n", config::run_id(t).c_str(), config::dense_id(t).c_str(),
                           t.data.dataset.c_str(), t.model.arch.c_str(), t.prune.method.c_str(), t.prune.budget,
                           static_cast<long long>(t.experiment.seed));
             if (o->dry_run) {
-              std::printf("dry run: the configuration is valid and plans %zu tasks. Training is not implemented yet in this build.\n",
-                          tasks.size());
+              if (leader) std::printf("dry run: the configuration is valid and plans %zu tasks.\n", tasks.size());
               return 0;
             }
-            throw NotImplementedError("passlab run: training is not implemented yet in this build (--dry-run validates a config)");
+            dist::Runtime rt(c.dist);
+            log::init(ctx.cli_level, log::parse_level(c.output.log_level));  // prefix with the true rank
+            return dist::run_or_abort(rt, [&] {
+              sweep::run_static(c, rt);
+              if (rt.is_world_leader()) std::printf("\n%s", sweep::summary_table(c.output.dir).c_str());
+              return 0;
+            });
           }};
 }
 

@@ -1,0 +1,166 @@
+// End-to-end tasks on a tiny synthetic store: dense training, PASS and baseline prune tasks,
+// the run file's layout (DESIGN.md §4), transfer of a search, and resume by skipping.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "passlab/config/config.hpp"
+#include "passlab/core/error.hpp"
+#include "passlab/data/loader.hpp"
+#include "passlab/data/split.hpp"
+#include "passlab/data/store.hpp"
+#include "passlab/dist/communicator.hpp"
+#include "passlab/dist/runtime.hpp"
+#include "passlab/io/hdf5.hpp"
+#include "passlab/models/factory.hpp"
+#include "passlab/models/weights.hpp"
+#include "passlab/pass/search.hpp"
+#include "passlab/pass/task.hpp"
+#include "passlab/prune/slice.hpp"
+#include "passlab/tensorio/tensor_h5.hpp"
+#include "pass/fixture.hpp"
+#include "support/test_util.hpp"
+
+using namespace passlab;
+using test::runtime;
+using test::tiny_config;
+using test::write_store;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TaskFixture : ::testing::Test {
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    write_store(dir_->path() / "tiny.h5", 160, 40);
+    auto comm = dist::make_communicator("mpi", runtime());
+    pass::run_dense_task(tiny_config(dir_->path(), "pass"), runtime(), *comm);
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static test::TempDir* dir_;
+};
+test::TempDir* TaskFixture::dir_ = nullptr;
+
+}  // namespace
+
+TEST_F(TaskFixture, DenseFileIsCompleteWithWeightsAndAccuracy) {
+  auto cfg = tiny_config(dir_->path(), "pass");
+  io::File f = io::open_complete(pass::dense_path(cfg));
+  EXPECT_EQ(f.root().attr_string("dense_id"), config::dense_id(cfg));
+  auto s = f.root().open_group("summary");
+  EXPECT_GE(s.attr_double("top1"), 0.0);
+  EXPECT_LE(s.attr_double("top1"), 1.0);
+  auto net = models::make_model("resnet20", 4, 1, 16);
+  EXPECT_NO_THROW(models::load_weights(*net, pass::dense_path(cfg)));
+  EXPECT_EQ(f.root().read<double>("metrics/dense_train_loss").size(), 2u);
+}
+
+TEST_F(TaskFixture, PassRunFileHoldsEveryDatasetAndAttribute) {
+  auto cfg = tiny_config(dir_->path(), "pass");
+  auto comm = dist::make_communicator("mpi", runtime());
+  pass::run_prune_task(cfg, runtime(), *comm);
+  io::File f = io::open_complete(pass::run_path(cfg));
+  auto& r = f.root();
+  for (const char* a : {"status", "run_id", "dense_id", "method", "arch", "dataset", "budget", "seed", "version_passlab",
+                        "version_git", "version_libtorch", "world_size", "group_size", "backend", "seconds",
+                        "search_seconds", "finetune_seconds", "finished_at"})
+    EXPECT_TRUE(r.has_attr(a)) << a;
+  EXPECT_EQ(r.attr_string("run_id"), config::run_id(cfg));
+  EXPECT_EQ(r.attr_string("method"), "pass");
+  EXPECT_EQ(r.read_string("config"), config::to_toml(cfg));
+  // Masks and keep indices agree, group by group.
+  auto net = models::make_model("resnet20", 4, 1, 16);
+  std::vector<int64_t> kept;
+  for (auto& g : net->groups()) {
+    auto mask = io::read_tensor(r.open_group("masks"), g.name);
+    auto keep = r.read<int64_t>("keep/" + g.name);
+    ASSERT_EQ(mask.numel(), g.width) << g.name;
+    EXPECT_EQ(mask.sum().item<int64_t>(), static_cast<int64_t>(keep.size())) << g.name;
+    for (auto i : keep) EXPECT_EQ(mask[i].item<int64_t>(), 1) << g.name;
+    kept.push_back(static_cast<int64_t>(keep.size()));
+  }
+  // The summary's MACs are the exact count of those widths, within the budget tolerance.
+  auto s = r.open_group("summary");
+  EXPECT_EQ(s.attr_int("macs"), net->structure().count(kept).macs);
+  EXPECT_EQ(s.attr_int("dense_macs"), net->count().macs);
+  EXPECT_NEAR(s.attr_double("mac_ratio"), 0.5, 0.5 * cfg.prune.flops_tolerance + 1e-12);
+  for (const char* a : {"top1", "top5", "val_top1", "dense_top1", "params", "ops_full", "latency_dense_ms",
+                        "latency_pruned_ms", "speedup"})
+    EXPECT_TRUE(s.has_attr(a)) << a;
+  // Curves: one value per search step; fine-tune per epoch.
+  EXPECT_EQ(r.read<double>("metrics/search_loss").size(), 8u);
+  EXPECT_EQ(r.read<double>("metrics/search_mac_ratio").size(), 8u);
+  EXPECT_EQ(r.read<double>("metrics/finetune_train_loss").size(), 1u);
+  // The compact weights load into the compact architecture rebuilt from the keep sizes.
+  models::ModelSpec spec{"resnet20", 4, 1, 16, "auto", kept};
+  auto compact = models::make_model(spec);
+  auto rep = models::load_weights(*compact, pass::run_path(cfg));
+  EXPECT_GT(rep.loaded, 0);
+  // Prompt and hypernetwork are stored.
+  EXPECT_EQ(io::read_tensor(r.open_group("prompt"), "image").sizes(), (std::vector<int64_t>{1, 16, 16}));
+  EXPECT_GT(r.open_group("hypernet").children().size(), 5u);
+}
+
+TEST_F(TaskFixture, BaselineRunFileHasNoHypernetwork) {
+  auto cfg = tiny_config(dir_->path(), "l1_global");
+  auto comm = dist::make_communicator("mpi", runtime());
+  pass::run_prune_task(cfg, runtime(), *comm);
+  io::File f = io::open_complete(pass::run_path(cfg));
+  EXPECT_FALSE(f.root().has("hypernet"));
+  EXPECT_FALSE(f.root().has("prompt"));
+  EXPECT_FALSE(f.root().has("metrics/search_loss"));
+  EXPECT_TRUE(f.root().has("keep"));
+  EXPECT_NEAR(f.root().open_group("summary").attr_double("mac_ratio"), 0.5, 0.5 * 0.005 + 1e-12);
+}
+
+TEST_F(TaskFixture, TransferStartReproducesSourceMasksBeforeAnyStep) {
+  auto cfg = tiny_config(dir_->path(), "pass");
+  auto store = data::Store::open(dir_->path() / "tiny.h5");
+  auto dense = models::make_model("resnet20", 4, 1, 16);
+  models::load_weights(*dense, pass::dense_path(cfg));
+  pass::InputGeometry geo{1, 16, store->info().mean, store->info().std};
+  pass::PassSearch a(*dense, cfg, geo);
+  auto splits = data::open_splits(cfg.data, cfg.resolved_store());
+  auto lo = data::loader_options(cfg.data, store->info(), true, 32, 1, 0, 1);
+  data::Loader loader(splits.train, lo);
+  a.run(loader, nullptr);
+  auto source = dir_->path() / "source.h5";
+  {
+    io::AtomicWriter w(source);
+    w.root().set_attr("arch", "resnet20");
+    a.save(w.root());
+    w.commit();
+  }
+  cfg.experiment.seed = 99;  // a different seed: B starts elsewhere unless transfer works
+  pass::PassSearch b(*dense, cfg, geo);
+  EXPECT_NE(pass::masks_hash(b.masks()), pass::masks_hash(a.masks()));
+  b.init_from(source);
+  auto ma = a.masks(), mb = b.masks();
+  ASSERT_EQ(ma.size(), mb.size());
+  for (size_t g = 0; g < ma.size(); ++g) {
+    ASSERT_EQ(ma[g].defined(), mb[g].defined());
+    if (ma[g].defined()) {
+      EXPECT_TRUE(torch::equal(ma[g], mb[g])) << "group " << g;
+    }
+  }
+  auto sa = a.scores(), sb = b.scores();
+  for (size_t g = 0; g < sa.size(); ++g) {
+    if (sa[g].defined()) {
+      EXPECT_TRUE(torch::allclose(sa[g], sb[g])) << "group " << g;
+    }
+  }
+
+  // Another architecture is refused, naming the file.
+  cfg.model.arch = "resnet56";
+  auto other = models::make_model("resnet56", 4, 1, 16);
+  pass::PassSearch c(*other, cfg, geo);
+  try {
+    c.init_from(source);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("run of arch resnet20, this task is resnet56"), std::string::npos) << e.what();
+  }
+}
+
