@@ -4,6 +4,7 @@
 //
 //   bench_prune_speedup [--threads 2] [--batch 32] [--size 224] [--warmup 1] [--repeats 3]
 //                       [--archs resnet18,resnet50,vgg16_bn] [--budgets 0.5,0.3] [--device cpu|cuda]
+//                       [--round-to 1]   (kept channel counts rounded up to a multiple; 8 suits SIMD kernels)
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
@@ -37,7 +38,7 @@ std::vector<std::string> split(const std::string& s) {
 
 int main(int argc, char** argv) {
   int threads = 2;
-  int64_t batch = 32, size = 224, warmup = 1, repeats = 3;
+  int64_t batch = 32, size = 224, warmup = 1, repeats = 3, round_to = 1;
   std::vector<std::string> archs = {"resnet18", "resnet50", "vgg16_bn"};
   std::vector<double> budgets = {0.5, 0.3};
   std::string device = "cpu";
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
     else if (k == "--size") size = std::stoll(v);
     else if (k == "--warmup") warmup = std::stoll(v);
     else if (k == "--repeats") repeats = std::stoll(v);
+    else if (k == "--round-to") round_to = std::stoll(v);
     else if (k == "--archs") archs = split(v);
     else if (k == "--budgets") {
       budgets.clear();
@@ -67,9 +69,9 @@ int main(int argc, char** argv) {
   const at::Device dev = device == "cuda" ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
 
   std::printf("{\n  \"bench\": \"prune_speedup\",\n  \"method\": \"l1_global\",\n  \"device\": \"%s\",\n  \"threads\": %d,\n"
-              "  \"batch\": %lld,\n  \"input_size\": %lld,\n  \"warmup\": %lld,\n  \"repeats\": %lld,\n  \"results\": [",
+              "  \"batch\": %lld,\n  \"input_size\": %lld,\n  \"warmup\": %lld,\n  \"repeats\": %lld,\n  \"round_to\": %lld,\n  \"results\": [",
               device.c_str(), threads, static_cast<long long>(batch), static_cast<long long>(size),
-              static_cast<long long>(warmup), static_cast<long long>(repeats));
+              static_cast<long long>(warmup), static_cast<long long>(repeats), static_cast<long long>(round_to));
   bool first = true;
   for (const auto& arch : archs) {
     at::manual_seed(0);  // same random weights, hence the same l1_global plan, on every run
@@ -81,6 +83,7 @@ int main(int argc, char** argv) {
     for (double budget : budgets) {
       prune::AllocationOptions opt;
       opt.budget = budget;
+      opt.round_to = round_to;
       allocs.push_back(prune::allocate_baseline(*dense, "l1_global", opt));
       nets.push_back(prune::make_compact(*dense, allocs.back().keep));
     }

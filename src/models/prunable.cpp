@@ -56,7 +56,7 @@ at::Tensor PrunableNetwork::gate(int group, const at::Tensor& x) const {
   if (!m.defined()) return x;
   std::vector<int64_t> shape(x.dim(), 1);
   shape[1] = m.size(0);
-  return x * m.to(x.scalar_type()).view(shape);
+  return x * m.to(x.device(), x.scalar_type()).view(shape);  // no-op when already matching
 }
 
 at::Tensor PrunableNetwork::layer_tensor(int layer, const std::string& what) const {

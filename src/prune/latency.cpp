@@ -21,14 +21,16 @@ LatencyResult measure_latency(models::Network& net, int64_t batch, int64_t in_ch
                               int64_t repeats) {
   PASSLAB_CHECK(batch >= 1 && repeats >= 1 && warmup >= 0, ConfigError, "latency: batch and repeats must be >= 1, warmup >= 0");
   at::Device dev = at::kCPU;
+  at::ScalarType dtype = at::kFloat;
   for (const auto& p : net.parameters(true)) {
     dev = p.device();
+    dtype = p.scalar_type();
     break;
   }
   const bool was_training = net.is_training();
   net.eval();
   at::NoGradGuard no_grad;
-  at::Tensor x = at::randn({batch, in_channels, input_size, input_size}, at::TensorOptions().device(dev));
+  at::Tensor x = at::randn({batch, in_channels, input_size, input_size}, at::TensorOptions().device(dev).dtype(dtype));
   LatencyResult r;
   r.batch = batch;
   r.device = dev.str();
