@@ -97,6 +97,7 @@ GradientReducer::GradientReducer(Communicator& comm, std::vector<at::Tensor> par
   pending_.assign(plan_.size(), 0);
   param_ready_.assign(params_.size(), 0);
 
+  average_ = opt.average;
   overlap_ = opt.overlap == ReducerOptions::Overlap::on ||
              (opt.overlap == ReducerOptions::Overlap::auto_ && std::string(comm_.backend()) == "nccl");
   if (overlap_) {
@@ -162,7 +163,7 @@ void GradientReducer::gather_into_bucket(size_t b) {
 
 void GradientReducer::launch(size_t b) {
   gather_into_bucket(b);
-  comm_.allreduce(buffers_[b], ReduceOp::mean);
+  comm_.allreduce(buffers_[b], average_ ? ReduceOp::mean : ReduceOp::sum);
 }
 
 void GradientReducer::finish() {

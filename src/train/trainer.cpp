@@ -164,6 +164,7 @@ void Trainer::ensure_setup(int64_t steps_per_epoch) {
     dist::ReducerOptions ro;
     ro.bucket_mib = opt_.bucket_mib;
     ro.first_bucket_mib = opt_.first_bucket_mib;
+    ro.average = false;  // the loss is scaled by 1/ranks before backward: the sum is the mean
     impl_->reducer = std::make_unique<dist::GradientReducer>(comm_, std::move(tensors), ro);
     setup_ = true;
   }
@@ -204,7 +205,8 @@ EpochStats Trainer::train_epoch(data::BatchSource& train, int64_t epoch) {
       AutocastScope autocast(bf16, opt_.device);
       out = step(batch);
     }
-    out.loss.backward();
+    // Mean over ranks = sum of the 1/ranks-scaled gradients (exact for power-of-two groups).
+    (comm_.size() > 1 ? out.loss / double(comm_.size()) : out.loss).backward();
     reducer.finish();
     optimizer_->step(lr);
     ++global_step_;

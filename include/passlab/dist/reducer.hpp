@@ -29,6 +29,10 @@ struct ReducerOptions {
   double bucket_mib = 25.0;
   double first_bucket_mib = 1.0;
   enum class Overlap { auto_, on, off } overlap = Overlap::auto_;  // auto: on for NCCL
+  // true: gradients end as the mean over ranks. false: as the sum — for callers that scale the
+  // loss by 1/ranks before backward (the Trainer does), which saves the MPI backend a pass over
+  // every bucket (NCCL averages for free with ncclAvg either way).
+  bool average = true;
 };
 
 struct BucketPlan {
@@ -53,7 +57,7 @@ class GradientReducer {
   // Before backward: arms the hooks for this step.
   void prepare();
   // After backward: launches the buckets not launched yet (in order), waits for all, and
-  // leaves the mean gradient in every parameter's .grad. A parameter without a gradient this
+  // leaves the mean (or sum, see ReducerOptions::average) gradient in every parameter's .grad. A parameter without a gradient this
   // step contributes zeros (every rank must take part in every bucket).
   void finish();
   // prepare() + finish() for callers that do not overlap (all gradients already computed).
@@ -89,6 +93,7 @@ class GradientReducer {
   size_t next_launch_ = 0;
   bool armed_ = false;
   bool overlap_ = false;
+  bool average_ = true;
   int64_t launched_in_backward_ = 0;
   std::mutex mu_;
   struct HookHandle {

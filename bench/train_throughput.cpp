@@ -1,0 +1,225 @@
+// Training throughput (images/s) of passlab's Trainer against the same model and step in
+// PyTorch (bench/train_throughput_ref.py, run side by side in this process's run), and the
+// data-parallel scaling from 1 to N ranks. Prints one JSON document on rank 0.
+//
+//   mpirun -np 2 --oversubscribe --bind-to none build/bench/bench_train_throughput [--steps 4] [--warmup 1]
+//       [--models resnet18,resnet20] [--no-python] [--python-tcmalloc]
+//
+// Models: ResNet-18 (CIFAR stem, 3x32x32, batch 128) and ResNet-20 on Fashion-MNIST-sized input
+// (1x28x28, batch 128), both from passlab::models::make_model. The step is the Trainer's: SGD
+// momentum 0.9, weight decay 5e-4, constant lr, cross-entropy, fp32, train mode, gradients
+// through the GradientReducer. Time = from the first timed step's start to the epoch's end.
+// Phases (others ranks wait without spinning): passlab 1 rank × all cores; PyTorch 1 process ×
+// all cores; passlab 1 rank × 1 thread; passlab N ranks × 1 thread (same global batch).
+#include <ATen/ATen.h>
+#include <dlfcn.h>
+#include <sched.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "passlab/core/error.hpp"
+#include "passlab/core/log.hpp"
+#include "passlab/core/mpi_check.hpp"
+#include "passlab/dist/communicator.hpp"
+#include "passlab/dist/runtime.hpp"
+#include "passlab/models/factory.hpp"
+#include "passlab/train/trainer.hpp"
+
+#ifndef PASSLAB_BENCH_SOURCE_DIR
+#define PASSLAB_BENCH_SOURCE_DIR "."
+#endif
+#ifndef PASSLAB_BENCH_PYTHON
+#define PASSLAB_BENCH_PYTHON "python3"
+#endif
+#ifndef PASSLAB_BENCH_TCMALLOC
+#define PASSLAB_BENCH_TCMALLOC ""
+#endif
+
+using namespace passlab;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// The same batch every step (data loading is not what this measures).
+class FixedSource : public data::BatchSource {
+ public:
+  FixedSource(at::Tensor x, at::Tensor y, int64_t steps) : x_(std::move(x)), y_(std::move(y)), steps_(steps) {}
+  void start_epoch(int64_t) override { i_ = 0; }
+  std::optional<data::Batch> next() override {
+    if (i_ >= steps_) return std::nullopt;
+    ++i_;
+    return data::Batch{x_, y_, at::arange(x_.size(0), at::kLong)};
+  }
+  int64_t batches_per_epoch() const override { return steps_; }
+  int64_t samples_per_epoch() const override { return steps_ * x_.size(0); }
+  int64_t dataset_size() const override { return x_.size(0); }
+
+ private:
+  at::Tensor x_, y_;
+  int64_t steps_, i_ = 0;
+};
+
+struct ModelCase {
+  std::string arch;
+  int64_t in_ch, size;
+};
+
+int cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  return sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+}
+
+const char* allocator() { return dlsym(RTLD_DEFAULT, "tc_malloc") ? "tcmalloc" : "glibc"; }
+
+// A barrier that does not busy-poll, so waiting ranks leave the cores to the measured phase.
+void quiet_barrier(MPI_Comm comm) {
+  MPI_Request req;
+  MPI_CHECK(MPI_Ibarrier(comm, &req));
+  int done = 0;
+  while (!done) {
+    MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+    if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+// Images/s of the passlab Trainer: `batch` per rank on `comm`, with `threads` intra-op threads.
+double passlab_ips(const ModelCase& m, int64_t batch, int threads, dist::Communicator& comm, int warmup, int steps) {
+  at::set_num_threads(threads);
+  torch::manual_seed(0);
+  auto net = models::make_model(m.arch, 10, m.in_ch, m.size, "cifar");
+  train::TrainerOptions o;
+  o.train.epochs = 1;
+  o.train.batch_size = batch * comm.size();
+  o.train.optimizer = "sgd";
+  o.train.lr = 0.1;
+  o.train.momentum = 0.9;
+  o.train.weight_decay = 5e-4;
+  o.train.schedule = "constant";
+  o.progress = "none";
+  o.label = "bench";
+  train::Trainer t(*net, comm, o);
+  std::vector<Clock::time_point> starts;
+  Clock::time_point end;
+  t.set_step([&](const data::Batch& b) {
+    starts.push_back(Clock::now());
+    at::Tensor logits = net->forward(b.images);
+    return train::StepOutput{train::cross_entropy(logits, b.labels), logits};
+  });
+  t.on_epoch_end([&](const train::EpochStats&) { end = Clock::now(); });
+  FixedSource src(at::randn({batch, m.in_ch, m.size, m.size}), at::randint(0, 10, {batch}, at::kLong), warmup + steps);
+  t.fit(src);
+  double s = std::chrono::duration<double>(end - starts.at(size_t(warmup))).count();
+  return double(batch * comm.size() * steps) / s;
+}
+
+std::string run_capture(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+double json_number(const std::string& json, const std::string& key) {
+  auto k = json.find("\"" + key + "\":");
+  if (k == std::string::npos) return -1;
+  return std::strtod(json.c_str() + k + key.size() + 3, nullptr);
+}
+
+double pytorch_ips(const ModelCase& m, int64_t batch, int threads, int warmup, int steps, bool tcmalloc,
+                   std::string* raw) {
+  const char* py = std::getenv("PASSLAB_PYTHON");
+  std::ostringstream cmd;
+  if (tcmalloc) cmd << "LD_PRELOAD=" << PASSLAB_BENCH_TCMALLOC << " ";
+  cmd << (py && *py ? py : PASSLAB_BENCH_PYTHON) << " " << PASSLAB_BENCH_SOURCE_DIR << "/bench/train_throughput_ref.py"
+      << " --arch " << m.arch << " --in-ch " << m.in_ch << " --size " << m.size << " --batch " << batch
+      << " --threads " << threads << " --steps " << steps << " --warmup " << warmup << " 2>&1";
+  *raw = run_capture(cmd.str());
+  return json_number(*raw, "images_per_s");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int warmup = 1, steps = 4;
+  bool python = true, python_tcmalloc = false;
+  std::vector<ModelCase> cases = {{"resnet18", 3, 32}, {"resnet20", 1, 28}};
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--steps" && i + 1 < argc) steps = std::atoi(argv[++i]);
+    else if (a == "--warmup" && i + 1 < argc) warmup = std::atoi(argv[++i]);
+    else if (a == "--no-python") python = false;
+    else if (a == "--python-tcmalloc") python_tcmalloc = true;
+    else if (a == "--models" && i + 1 < argc) {
+      std::string list = argv[++i];
+      std::vector<ModelCase> keep;
+      for (auto& c : cases)
+        if (list.find(c.arch) != std::string::npos) keep.push_back(c);
+      cases = keep;
+    }
+  }
+  log::init(log::Level::warn);
+  dist::RuntimeOptions ro;
+  ro.ranks_per_run = 0;
+  ro.device = "cpu";
+  ro.threads_per_rank = 1;
+  dist::Runtime rt(ro, &argc, &argv);
+  return dist::run_or_abort(rt, [&] {
+    auto group = dist::make_communicator("mpi", rt);
+    auto self = dist::make_mpi_communicator(MPI_COMM_SELF);
+    // All cores of the node (run with `mpirun --bind-to none`: Open MPI binds each rank to one
+    // core by default, and a rank's threads could not use the others).
+    const int all_cores = std::max(1, int(std::thread::hardware_concurrency()));
+    if (cores() < all_cores && rt.world_rank() == 0)
+      std::fprintf(stderr, "warning: this rank may use %d of %d cores (launch with --bind-to none)\n", cores(), all_cores);
+    const int64_t batch = 128;
+    std::ostringstream js;
+    js << "{\"bench\": \"train_throughput\", \"allocator\": \"" << allocator() << "\", \"ranks\": " << rt.world_size()
+       << ", \"cores\": " << all_cores << ", \"warmup\": " << warmup << ", \"steps\": " << steps << ", \"results\": [";
+    for (size_t c = 0; c < cases.size(); ++c) {
+      const auto& m = cases[c];
+      double pl = 0, py = -1, py_tc = -1, one = 0, many = 0;
+      std::string raw, raw_tc;
+      if (rt.world_rank() == 0) pl = passlab_ips(m, batch, all_cores, *self, warmup, steps);
+      quiet_barrier(rt.world());
+      if (rt.world_rank() == 0 && python) py = pytorch_ips(m, batch, all_cores, warmup, steps, false, &raw);
+      if (rt.world_rank() == 0 && python_tcmalloc) py_tc = pytorch_ips(m, batch, all_cores, warmup, steps, true, &raw_tc);
+      quiet_barrier(rt.world());
+      if (rt.world_size() > 1) {
+        if (rt.world_rank() == 0) one = passlab_ips(m, batch, 1, *self, warmup, steps);
+        quiet_barrier(rt.world());
+        many = passlab_ips(m, batch / rt.world_size(), 1, *group, warmup, steps);
+        quiet_barrier(rt.world());
+      }
+      if (rt.world_rank() == 0) {
+        if (py < 0 && python) std::fprintf(stderr, "pytorch reference failed:\n%s\n", raw.c_str());
+        js << (c ? ", " : "") << "{\"arch\": \"" << m.arch << "\", \"input\": [" << m.in_ch << ", " << m.size << ", " << m.size
+           << "], \"batch\": " << batch << ", \"threads\": " << all_cores << ", \"passlab_images_per_s\": " << pl
+           << ", \"pytorch_images_per_s\": " << py;
+        if (python_tcmalloc) js << ", \"pytorch_tcmalloc_images_per_s\": " << py_tc;
+        js << ", \"passlab_over_pytorch\": " << (py > 0 ? pl / py : -1);
+        if (rt.world_size() > 1)
+          js << ", \"scaling\": {\"one_rank_one_thread_images_per_s\": " << one << ", \"ranks\": " << rt.world_size()
+             << ", \"n_ranks_one_thread_each_images_per_s\": " << many
+             << ", \"efficiency\": " << (one > 0 ? many / (one * rt.world_size()) : -1) << "}";
+        js << "}";
+        std::fflush(stdout);
+      }
+    }
+    js << "]}";
+    if (rt.world_rank() == 0) std::printf("%s\n", js.str().c_str());
+    return 0;
+  });
+}
