@@ -174,3 +174,10 @@ TEST(Failure, HungPeerIsDetectedByTheCollectiveTimeout) {
   EXPECT_LT(s, 30.0) << r.output;
   EXPECT_NE(r.output.find("did not complete within dist.timeout_s"), std::string::npos) << r.output;
 }
+
+TEST(Failure, CrashedRankEndsTheJob) {
+  double s = 0;
+  auto r = run_fault_helper("segv", &s);
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_LT(s, 30.0) << r.output;
+}

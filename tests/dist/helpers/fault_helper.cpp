@@ -3,9 +3,11 @@
 //   fault_helper ok     both ranks all-reduce and exit 0
 //   fault_helper throw  rank 1 throws before the collective (run_or_abort → MPI_Abort)
 //   fault_helper hang   rank 1 never joins; rank 0's collective watchdog (timeout 2 s) aborts
+//   fault_helper segv   rank 1 dies of SIGSEGV (mpirun must end the job)
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -31,6 +33,7 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       throw passlab::DataError("injected failure on rank 1");
     }
+    if (rt.world_rank() == 1 && mode == "segv") std::raise(SIGSEGV);
     if (rt.world_rank() == 1 && mode == "hang") std::this_thread::sleep_for(std::chrono::hours(1));
     at::Tensor t = at::ones({1000});
     comm->allreduce(t, passlab::dist::ReduceOp::sum);
