@@ -4,6 +4,7 @@
 //
 //   bench_prune_speedup [--threads 2] [--batch 32] [--size 224] [--warmup 1] [--repeats 3]
 //                       [--archs resnet18,resnet50,vgg16_bn] [--budgets 0.5,0.3] [--device cpu|cuda]
+//                       [--channels-last 0|1] [--prune-residual 0|1]
 //                       [--round-to 1]   (kept channel counts rounded up to a multiple; 8 suits SIMD kernels)
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> archs = {"resnet18", "resnet50", "vgg16_bn"};
   std::vector<double> budgets = {0.5, 0.3};
   std::string device = "cpu";
+  bool channels_last = false, prune_residual = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--threads") threads = std::stoi(v);
@@ -50,6 +52,8 @@ int main(int argc, char** argv) {
     else if (k == "--warmup") warmup = std::stoll(v);
     else if (k == "--repeats") repeats = std::stoll(v);
     else if (k == "--round-to") round_to = std::stoll(v);
+    else if (k == "--channels-last") channels_last = v == "1";
+    else if (k == "--prune-residual") prune_residual = v == "1";
     else if (k == "--archs") archs = split(v);
     else if (k == "--budgets") {
       budgets.clear();
@@ -69,9 +73,10 @@ int main(int argc, char** argv) {
   const at::Device dev = device == "cuda" ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
 
   std::printf("{\n  \"bench\": \"prune_speedup\",\n  \"method\": \"l1_global\",\n  \"device\": \"%s\",\n  \"threads\": %d,\n"
-              "  \"batch\": %lld,\n  \"input_size\": %lld,\n  \"warmup\": %lld,\n  \"repeats\": %lld,\n  \"round_to\": %lld,\n  \"results\": [",
+              "  \"batch\": %lld,\n  \"input_size\": %lld,\n  \"warmup\": %lld,\n  \"repeats\": %lld,\n  \"round_to\": %lld,\n  \"channels_last\": %s,\n  \"prune_residual\": %s,\n  \"results\": [",
               device.c_str(), threads, static_cast<long long>(batch), static_cast<long long>(size),
-              static_cast<long long>(warmup), static_cast<long long>(repeats), static_cast<long long>(round_to));
+              static_cast<long long>(warmup), static_cast<long long>(repeats), static_cast<long long>(round_to), channels_last ? "true" : "false",
+              prune_residual ? "true" : "false");
   bool first = true;
   for (const auto& arch : archs) {
     at::manual_seed(0);  // same random weights, hence the same l1_global plan, on every run
@@ -84,16 +89,17 @@ int main(int argc, char** argv) {
       prune::AllocationOptions opt;
       opt.budget = budget;
       opt.round_to = round_to;
+      opt.prune_residual = prune_residual;
       allocs.push_back(prune::allocate_baseline(*dense, "l1_global", opt));
       nets.push_back(prune::make_compact(*dense, allocs.back().keep));
     }
     // Interleaved timing (dense, pruned, pruned, dense, ...): load changes on a shared machine
     // then hit every network alike instead of biasing one of them.
-    for (auto& n : nets) (void)prune::measure_latency(*n, batch, 3, size, warmup, 1);
+    for (auto& n : nets) (void)prune::measure_latency(*n, batch, 3, size, warmup, 1, channels_last);
     std::vector<std::vector<double>> samples(nets.size());
     for (int64_t r = 0; r < repeats; ++r)
       for (size_t i = 0; i < nets.size(); ++i)
-        samples[i].push_back(prune::measure_latency(*nets[i], batch, 3, size, 0, 1).samples_ms[0]);
+        samples[i].push_back(prune::measure_latency(*nets[i], batch, 3, size, 0, 1, channels_last).samples_ms[0]);
     auto median = [](std::vector<double> v) {
       std::sort(v.begin(), v.end());
       const size_t n = v.size();

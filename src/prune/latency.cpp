@@ -18,7 +18,7 @@
 namespace passlab::prune {
 
 LatencyResult measure_latency(models::Network& net, int64_t batch, int64_t in_channels, int64_t input_size, int64_t warmup,
-                              int64_t repeats) {
+                              int64_t repeats, bool channels_last) {
   PASSLAB_CHECK(batch >= 1 && repeats >= 1 && warmup >= 0, ConfigError, "latency: batch and repeats must be >= 1, warmup >= 0");
   at::Device dev = at::kCPU;
   at::ScalarType dtype = at::kFloat;
@@ -31,9 +31,11 @@ LatencyResult measure_latency(models::Network& net, int64_t batch, int64_t in_ch
   net.eval();
   at::NoGradGuard no_grad;
   at::Tensor x = at::randn({batch, in_channels, input_size, input_size}, at::TensorOptions().device(dev).dtype(dtype));
+  if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
   LatencyResult r;
   r.batch = batch;
   r.device = dev.str();
+  r.channels_last = channels_last;
   for (int64_t i = 0; i < warmup; ++i) (void)net.forward(x);
   r.samples_ms.reserve(repeats);
 #ifdef PASSLAB_WITH_CUDA

@@ -269,19 +269,22 @@ TEST(Allocation, EveryCriterionMeetsTheBudget) {
         if (crit == Criterion::l1 || crit == Criterion::random) {
           auto uni = allocate_uniform(s, scores, opt);
           expect_valid_allocation(s, uni, opt, what + " uniform");
-          // Same ratio in every group: kept counts within one channel of r * width, r the
-          // ratio of the total kept over prunable channels above their floors.
+          // Same ratio in every group: kept counts within ~one channel of r * width (r: total kept
+          // over total width of the prunable groups; measured worst case 1.04 channels).
           const auto prunable = s.prunable(false);
           double kw = 0, ww = 0;
           for (int g = 0; g < s.num_groups(); ++g)
             if (prunable[g]) kw += uni.kept[g], ww += s.groups[g].width;
           const double r = kw / ww;
+          double dev = 0;
           for (int g = 0; g < s.num_groups(); ++g) {
             if (!prunable[g] || uni.kept[g] == group_floor(s.groups[g].width, opt)) continue;
-            EXPECT_LE(std::abs(uni.kept[g] - r * s.groups[g].width), 1.0 + 0.02 * s.groups[g].width)
+            dev = std::max(dev, std::abs(uni.kept[g] - r * s.groups[g].width));
+            EXPECT_LE(std::abs(uni.kept[g] - r * s.groups[g].width), 1.5)
                 << what << " uniform " << s.groups[g].name << " keeps " << uni.kept[g] << "/" << s.groups[g].width
                 << " (r = " << r << ")";
           }
+          EXPECT_LE(dev, 1.5) << what;
         }
       }
     }
@@ -409,4 +412,13 @@ TEST(Latency, MeasuresMedianOfRepeats) {
   EXPECT_LE(r.median_ms, r.max_ms);
   EXPECT_EQ(r.device, "cpu");
   EXPECT_TRUE(net->is_training());
+  auto cl = measure_latency(*net, 2, 3, 32, 0, 1, /*channels_last=*/true);
+  EXPECT_TRUE(cl.channels_last);
+  EXPECT_EQ(cl.samples_ms.size(), 1u);
+  // Masked networks compute the same in either layout.
+  net->eval();
+  apply_plan_masks(*net, random_plan(net->structure(), 5));
+  at::NoGradGuard g;
+  at::Tensor x = at::randn({2, 3, 32, 32});
+  EXPECT_TRUE(at::allclose(net->forward(x), net->forward(x.contiguous(at::MemoryFormat::ChannelsLast)), 1e-5, 1e-6));
 }

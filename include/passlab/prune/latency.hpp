@@ -15,10 +15,11 @@ struct LatencyResult {
   std::vector<double> samples_ms;
   std::string device;
   int64_t batch = 0;
+  bool channels_last = false;
 };
 
 // Input: random normal [batch, in_channels, size, size] on the network's device.
 LatencyResult measure_latency(models::Network& net, int64_t batch, int64_t in_channels, int64_t input_size,
-                              int64_t warmup = 3, int64_t repeats = 10);
+                              int64_t warmup = 3, int64_t repeats = 10, bool channels_last = false);
 
 }  // namespace passlab::prune
