@@ -1,9 +1,12 @@
 #include <cstdio>
+#include <filesystem>
 #include <memory>
+#include <set>
 
 #include "commands.hpp"
 #include "passlab/core/error.hpp"
 #include "passlab/io/hdf5.hpp"
+#include "passlab/sweep/results.hpp"
 
 namespace passlab::cli {
 namespace {
@@ -45,12 +48,41 @@ void print_group(const io::Group& g, int depth) {
 }  // namespace
 
 Command add_inspect_command(CLI::App& app) {
-  auto path = std::make_shared<std::string>();
-  auto* sub = app.add_subcommand("inspect", "Show the contents of a passlab HDF5 file (run file or dataset store)");
-  sub->add_option("path", *path, "HDF5 file")->required();
-  return {sub, [path](const Context&) {
-            io::File f = io::File::open(*path);
-            std::printf("%s\n", path->c_str());
+  struct Opts {
+    std::string path;
+    bool check = false;
+    bool tree = false;
+    bool index = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = app.add_subcommand(
+      "inspect", "Show a sweep's results as a table (results directory), or one passlab HDF5 file's contents");
+  sub->add_option("path", o->path, "Results directory, run file, dense file, sweep.h5 or dataset store")->required();
+  sub->add_flag("--check", o->check,
+                "Validate every result file (or this file): exit 1 naming each damaged one");
+  sub->add_flag("--tree", o->tree, "For a file: print its groups, datasets and attributes (the default for a file)");
+  sub->add_flag("--index", o->index, "For a results directory: also rebuild its sweep.h5 index");
+  return {sub, [o](const Context&) {
+            namespace fs = std::filesystem;
+            const fs::path p = o->path;
+            if (o->check) {
+              int n = 0;
+              auto problems = sweep::check_results(p, &n);
+              for (auto& pr : problems) std::printf("DAMAGED %s: %s\n", pr.file.c_str(), pr.what.c_str());
+              std::set<std::string> bad;
+              for (auto& pr : problems) bad.insert(pr.file);
+              std::printf("%d file(s) checked, %zu damaged\n", n, bad.size());
+              return problems.empty() ? 0 : 1;
+            }
+            if (fs::is_directory(p)) {
+              auto rows = sweep::scan_rows(p);
+              std::printf("%s", sweep::format_table(rows).c_str());
+              std::printf("%zu result file(s): %s\n", rows.size(), sweep::count_line(rows).c_str());
+              if (o->index) std::printf("index: %s\n", sweep::write_index(p).string().c_str());
+              return 0;
+            }
+            io::File f = io::File::open(p);
+            std::printf("%s\n", o->path.c_str());
             print_group(f.root(), 1);
             return 0;
           }};

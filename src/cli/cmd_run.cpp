@@ -16,12 +16,18 @@ Command add_run_command(CLI::App& app) {
     std::string path;
     std::vector<std::string> sets;
     bool dry_run = false;
+    bool retry_failed = false;
   };
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("run", "Run an experiment (one task or a sweep) from a TOML config");
   sub->add_option("config", o->path, "Experiment TOML")->required()->check(CLI::ExistingFile);
   sub->add_option("--set", o->sets, "Override a key: section.key=value (repeatable)");
   sub->add_flag("--dry-run", o->dry_run, "Validate the config and print the planned tasks; train nothing");
+  sub->add_flag("--retry-failed", o->retry_failed,
+                "Give tasks that failed for good (after sweep.max_retries) a fresh set of attempts");
+  sub->footer(
+      "Exit status: 0 every task complete; 1 a task failed for good (or is blocked by a failed dense model); "
+      "75 stopped by SIGTERM/SIGUSR1/SIGUSR2 (relaunch to continue); 2 bad configuration.");
   return {sub, [o](const Context& ctx) {
             config::Config c = config::load_file(o->path, o->sets);
             log::init(ctx.cli_level, log::parse_level(c.output.log_level));
@@ -43,10 +49,19 @@ Command add_run_command(CLI::App& app) {
             }
             dist::Runtime rt(c.dist);
             log::init(ctx.cli_level, log::parse_level(c.output.log_level));  // prefix with the true rank
+            // Preemption (SLURM --signal, scancel --signal, mpirun forwarding SIGUSR1): stop taking
+            // tasks, let the current one end (training checkpoints every epoch), exit 75 to requeue.
+            const auto& stop = sweep::install_stop_signals();
+            sweep::SweepOptions so;
+            so.retry_failed = o->retry_failed;
+            so.stop = &stop;
             return dist::run_or_abort(rt, [&] {
-              sweep::run_static(c, rt);
-              if (rt.is_world_leader()) std::printf("\n%s", sweep::summary_table(c.output.dir).c_str());
-              return 0;
+              auto report = sweep::run_sweep(c, rt, so);
+              if (rt.is_world_leader()) {
+                std::printf("\n%s\n%s", sweep::summary_table(c.output.dir).c_str(), report.summary().c_str());
+                std::fflush(stdout);
+              }
+              return report.exit_code();
             });
           }};
 }

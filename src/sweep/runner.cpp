@@ -1,10 +1,19 @@
 #include "passlab/sweep/runner.hpp"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
+#include <sstream>
+#include <thread>
 
 #include "passlab/core/error.hpp"
 #include "passlab/core/log.hpp"
@@ -13,103 +22,398 @@
 #include "passlab/dist/runtime.hpp"
 #include "passlab/io/hdf5.hpp"
 #include "passlab/pass/task.hpp"
+#include "passlab/sweep/claims.hpp"
+#include "passlab/sweep/plan.hpp"
+#include "passlab/sweep/results.hpp"
+#include "passlab/train/progress.hpp"
 
 namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
 
 namespace passlab::sweep {
 namespace {
-bool complete(const fs::path& p) {
-  if (!fs::exists(p)) return false;
-  try {
-    io::open_complete(p);
-    return true;
-  } catch (const IOError& e) {
-    PL_WARN("{} exists but is not complete ({}); it will be redone", p.string(), e.what());
-    return false;
+
+constexpr int64_t kWait = -1, kDone = -2, kStopped = -3;
+
+std::atomic<int> g_stop{0};
+
+extern "C" void on_stop_signal(int sig) {
+  if (sig == SIGTERM && g_stop.load() != 0) {  // second SIGTERM: end now
+    ::signal(SIGTERM, SIG_DFL);
+    ::raise(SIGTERM);
+    return;
+  }
+  g_stop.store(sig);
+}
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Completes a non-blocking MPI request, sleeping between tests so that waiting ranks leave the
+// cores to the ones working (blocking MPI calls spin). deadline_s <= 0: no deadline.
+bool wait_request(MPI_Request& req, double deadline_s) {
+  const auto t0 = Clock::now();
+  int sleep_us = 100;
+  for (;;) {
+    int done = 0;
+    MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+    if (done) return true;
+    if (deadline_s > 0 && since(t0) > deadline_s) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
+    sleep_us = std::min(sleep_us * 2, 50000);
   }
 }
+
+void polite_barrier(MPI_Comm comm) {
+  MPI_Request req;
+  MPI_CHECK(MPI_Ibarrier(comm, &req));
+  wait_request(req, 0);
+}
+
+void polite_bcast(int64_t* v, int n, MPI_Comm comm) {
+  MPI_Request req;
+  MPI_CHECK(MPI_Ibcast(v, n, MPI_INT64_T, 0, comm, &req));
+  wait_request(req, 0);
+}
+
+// ---- test-only hooks ---------------------------------------------------------------------
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  std::istringstream in(s);
+  while (std::getline(in, cur, sep))
+    if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+void test_hooks(const std::string& id, int64_t attempt) {
+  if (const char* hold = std::getenv("PASSLAB_TEST_HOLD_TASK")) {
+    for (auto& entry : split(hold, ',')) {
+      auto eq = entry.find('=');
+      if (eq == std::string::npos || entry.substr(0, eq) != id) continue;
+      const auto t0 = Clock::now();
+      for (auto& f : split(entry.substr(eq + 1), ':')) {
+        while (!fs::exists(f)) {
+          if (since(t0) > 300) throw InternalError("PASSLAB_TEST_HOLD_TASK: " + f + " did not appear within 300 s");
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+      }
+    }
+  }
+  if (const char* fail = std::getenv("PASSLAB_TEST_FAIL_TASK")) {
+    for (auto& entry : split(fail, ',')) {
+      auto at = entry.find('@');
+      std::string tid = entry.substr(0, at);
+      int64_t upto = at == std::string::npos ? INT64_MAX : std::stoll(entry.substr(at + 1));
+      if (tid == id && attempt <= upto)
+        throw InternalError("injected failure (PASSLAB_TEST_FAIL_TASK) in task " + id + ", attempt " +
+                            std::to_string(attempt));
+    }
+  }
+}
+
+// A training stage whose loss went non-finite leaves a complete file with NaN curves: that is a
+// diverged task, reported as a failure. (The PASS search throws on a non-finite loss itself.)
+std::string divergence(const fs::path& file) {
+  io::File f = io::open_complete(file);
+  const auto& r = f.root();
+  if (!r.has("metrics")) return "";
+  auto m = r.open_group("metrics");
+  for (auto& name : m.children()) {
+    if (name.size() < 10 || name.compare(name.size() - 10, 10, "train_loss") != 0) continue;
+    auto v = m.read<double>(name);
+    for (size_t e = 0; e < v.size(); ++e)
+      if (!std::isfinite(v[e]))
+        return "diverged: " + name + " is " + std::to_string(v[e]) + " at epoch " + std::to_string(e + 1);
+  }
+  auto s = r.open_group("summary");
+  if (s.has_attr("top1") && !std::isfinite(s.attr_double("top1"))) return "diverged: test top-1 is not finite";
+  return "";
+}
+
+// ---- the leader's view of the sweep --------------------------------------------------------
+struct View {
+  const Plan& plan;
+  int64_t max_retries;
+  std::map<int, ResultState> cache;  // complete states never change back
+
+  ResultState state(int i) {
+    auto it = cache.find(i);
+    if (it != cache.end()) return it->second;
+    ResultState s = read_state(plan.tasks[i].path);
+    if (s.kind == ResultState::Kind::complete) cache[i] = s;
+    return s;
+  }
+  bool final_failed(const ResultState& s) const { return s.kind == ResultState::Kind::failed && s.attempts > max_retries; }
+  bool finished(int i) {
+    auto s = state(i);
+    return s.kind == ResultState::Kind::complete || final_failed(s);
+  }
+  bool blocked(int i) {
+    const Task& t = plan.tasks[i];
+    return t.dep >= 0 && final_failed(state(t.dep));
+  }
+};
+
+struct Choice {
+  int64_t cmd = kDone;
+  int64_t prev_attempts = 0;
+  std::unique_ptr<Claim> claim;
+};
+
+Choice choose(View& v, ClaimDir& claims, const SweepOptions& opt) {
+  Choice c;
+  if (opt.stop && opt.stop->load() != 0) {
+    c.cmd = kStopped;
+    return c;
+  }
+  bool waiting = false;
+  for (size_t i = 0; i < v.plan.tasks.size(); ++i) {
+    const Task& t = v.plan.tasks[i];
+    if (v.finished(static_cast<int>(i)) || v.blocked(static_cast<int>(i))) continue;
+    if (t.dep >= 0 && v.state(t.dep).kind != ResultState::Kind::complete) {
+      waiting = true;  // its dense model is still to come (here or elsewhere)
+      continue;
+    }
+    if (claims.state(t.id) == ClaimDir::State::live) continue;  // another group or launcher has it
+    auto claim = claims.try_claim(t.id);
+    if (!claim) continue;
+    // Re-read under the claim: its previous holder may have finished it just now.
+    v.cache.erase(static_cast<int>(i));
+    ResultState s = v.state(static_cast<int>(i));
+    if (s.kind == ResultState::Kind::complete || v.final_failed(s)) continue;  // releases the claim
+    if (s.kind == ResultState::Kind::damaged)
+      PL_WARN("{} {}: result file is damaged ({}); redoing it", t.kind_name(), t.id, s.error);
+    c.cmd = static_cast<int64_t>(i);
+    c.prev_attempts = s.kind == ResultState::Kind::failed ? s.attempts : 0;
+    c.claim = std::move(claim);
+    return c;
+  }
+  c.cmd = waiting ? kWait : kDone;
+  return c;
+}
+
+std::string bar(double frac, int width = 24) {
+  int full = static_cast<int>(std::lround(std::clamp(frac, 0.0, 1.0) * width));
+  return "[" + std::string(static_cast<size_t>(full), '#') + std::string(static_cast<size_t>(width - full), '.') + "]";
+}
+
 }  // namespace
 
-std::vector<TaskOutcome> run_static(const config::Config& cfg, const dist::Runtime& rt) {
-  auto comm = dist::make_communicator(cfg.dist.backend, rt);
-  auto tasks = config::expand_tasks(cfg);
-  std::vector<config::Config> dense;
-  std::set<std::string> seen;
-  for (auto& t : tasks)
-    if (seen.insert(config::dense_id(t)).second) dense.push_back(t);
-  PL_INFO("sweep {}: {} dense models and {} prune tasks over {} run group(s) of {} rank(s); results in {}",
-          cfg.experiment.name, dense.size(), tasks.size(), rt.group_count(), rt.group_size(), cfg.output.dir);
-  std::vector<TaskOutcome> out;
-  auto deal = [&](const std::vector<config::Config>& list, bool is_dense) {
-    for (size_t i = 0; i < list.size(); ++i) {
-      if (static_cast<int>(i % static_cast<size_t>(rt.group_count())) != rt.group_index()) continue;
-      const auto& t = list[i];
-      TaskOutcome o;
-      o.kind = is_dense ? "dense" : "prune";
-      o.id = is_dense ? config::dense_id(t) : config::run_id(t);
-      o.path = (is_dense ? pass::dense_path(t) : pass::run_path(t)).string();
-      o.skipped = complete(o.path);
-      // Every rank of the group must agree (a file may appear while ranks look).
-      auto votes = comm->allgather(static_cast<int64_t>(o.skipped));
-      o.skipped = std::all_of(votes.begin(), votes.end(), [](int64_t v) { return v == 1; });
-      if (o.skipped) {
-        PL_INFO("{} {} already complete: {}", o.kind, o.id, o.path);
-      } else if (is_dense) {
-        PL_INFO("dense {} ({} {} seed {}) starts", o.id, t.model.arch, t.data.dataset, t.experiment.seed);
-        pass::run_dense_task(t, rt, *comm);
-      } else {
-        PL_INFO("prune {} ({} at {:.0f}% MACs, {} {} seed {}) starts", o.id, t.prune.method, 100 * t.prune.budget,
-                t.model.arch, t.data.dataset, t.experiment.seed);
-        pass::run_prune_task(t, rt, *comm);
-      }
-      out.push_back(o);
-    }
-  };
-  deal(dense, true);
-  MPI_CHECK(MPI_Barrier(rt.world()));  // every dense model exists before any prune task
-  deal(tasks, false);
-  MPI_CHECK(MPI_Barrier(rt.world()));
-  return out;
+const std::atomic<int>& install_stop_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int sig : {SIGTERM, SIGUSR1, SIGUSR2})
+    if (::sigaction(sig, &sa, nullptr) != 0) PL_WARN("cannot install a handler for signal {}", sig);
+  return g_stop;
 }
 
-std::string summary_table(const std::string& results_dir) {
-  struct Row {
-    std::string method, arch, dataset;
-    double budget, top1, dense_top1, mac_ratio, speedup;
-    int64_t seed, macs;
-  };
-  std::vector<Row> rows;
-  fs::path runs = fs::path(results_dir) / "runs";
-  if (fs::exists(runs)) {
-    for (auto& e : fs::directory_iterator(runs)) {
-      if (e.path().extension() != ".h5") continue;
-      try {
-        io::File f = io::open_complete(e.path());
-        auto& r = f.root();
-        auto s = r.open_group("summary");
-        rows.push_back({r.attr_string("method"), r.attr_string("arch"), r.attr_string("dataset"), r.attr_double("budget"),
-                        s.attr_double("top1"), s.attr_double("dense_top1"), s.attr_double("mac_ratio"),
-                        s.attr_double("speedup"), r.attr_int("seed"), s.attr_int("macs")});
-      } catch (const IOError&) {
-        continue;
+int SweepReport::exit_code() const {
+  if (failed > 0 || blocked > 0) return 1;
+  if (stopped) return 75;
+  return 0;  // pending tasks are held by other launchers, which report them
+
+}
+
+std::string SweepReport::summary() const {
+  std::string s = "sweep: " + std::to_string(complete) + "/" + std::to_string(total) + " tasks complete";
+  if (failed) s += ", " + std::to_string(failed) + " failed";
+  if (blocked) s += ", " + std::to_string(blocked) + " blocked by a failed dense model";
+  if (pending) s += ", " + std::to_string(pending) + " still held by other launchers or not started";
+  if (stopped) s += " (stopped by a signal: relaunch to continue)";
+  s += "\n";
+  for (auto& id : failed_ids) s += "  failed:  " + id + "\n";
+  for (auto& id : blocked_ids) s += "  blocked: " + id + "\n";
+  return s;
+}
+
+SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const SweepOptions& opt) {
+  const auto launch_t0 = Clock::now();
+  Plan plan = make_plan(cfg);
+  const fs::path dir = cfg.output.dir;
+  std::error_code ec;
+  for (const char* sub : {"dense", "runs", "claims"}) fs::create_directories(dir / sub, ec);
+  if (ec) throw IOError("cannot create the results directory " + dir.string() + ": " + ec.message());
+  if (opt.retry_failed && rt.is_world_leader()) {
+    for (auto& t : plan.tasks)
+      if (read_state(t.path).kind == ResultState::Kind::failed) {
+        PL_INFO("{} {}: failed before; retrying it (--retry-failed)", t.kind_name(), t.id);
+        fs::remove(t.path);
+      }
+  }
+  polite_barrier(rt.world());
+  PL_INFO("sweep {}: {} dense and {} prune tasks over {} run group(s) of {} rank(s); results in {}", cfg.experiment.name,
+          plan.dense_count(), plan.tasks.size() - plan.dense_count(), rt.group_count(), rt.group_size(), dir.string());
+
+  dist::MpiComm gcomm = dist::MpiComm::dup(rt.group());
+  const bool leader = rt.is_group_leader();
+  std::unique_ptr<ClaimDir> claims;
+  std::string holder;
+  if (leader) {
+    claims = std::make_unique<ClaimDir>(dir / "claims", cfg.sweep.heartbeat_timeout_s, "g" + std::to_string(rt.group_index()));
+    holder = claims->holder().text();
+  }
+  View view{plan, cfg.sweep.max_retries, {}};
+  auto comm = dist::make_communicator(cfg.dist.backend, rt);
+  const bool tty = ::isatty(STDERR_FILENO) && cfg.output.progress != "none" && cfg.output.progress != "lines";
+  const bool show = cfg.output.progress != "none";
+  const std::string tag = "[sweep g" + std::to_string(rt.group_index()) + "]";
+  double my_cost = 0;
+  SweepReport report;
+  bool stopped = false;
+
+  for (;;) {
+    Choice choice;
+    if (leader) choice = choose(view, *claims, opt);
+    int64_t msg[2] = {choice.cmd, choice.prev_attempts};
+    polite_bcast(msg, 2, gcomm.get());
+    const int64_t cmd = msg[0];
+    if (cmd == kDone) break;
+    if (cmd == kStopped) {
+      stopped = true;
+      break;
+    }
+    if (cmd == kWait) {
+      if (leader) std::this_thread::sleep_for(std::chrono::duration<double>(opt.poll_s));
+      continue;
+    }
+    const Task& t = plan.tasks[static_cast<size_t>(cmd)];
+    const int64_t attempt = msg[1] + 1;
+    const auto t0 = Clock::now();
+    if (leader) {
+      journal(dir, holder, "start", t.id, t.describe() + " attempt " + std::to_string(attempt));
+      if (show) {
+        std::printf("%s %s %s (%s) starts%s\n", tag.c_str(), t.kind_name(), t.id.c_str(), t.describe().c_str(),
+                    attempt > 1 ? (" — attempt " + std::to_string(attempt)).c_str() : "");
+        std::fflush(stdout);
       }
     }
+    int64_t failed = 0;
+    std::string error;
+    try {
+      test_hooks(t.id, attempt);
+      if (t.kind == Task::Kind::dense) pass::run_dense_task(t.cfg, rt, *comm);
+      else pass::run_prune_task(t.cfg, rt, *comm);
+      if (leader) error = divergence(t.path);
+      failed = error.empty() ? 0 : 1;
+    } catch (const std::exception& e) {
+      failed = 1;
+      error = e.what();
+    }
+    // Every rank of the group must agree before anything else happens. A rank that failed
+    // alone cannot rejoin its peers (they wait inside the task's collectives): it ends the job
+    // after the runtime's timeout rather than hang.
+    int64_t any = 0;
+    {
+      MPI_Request req;
+      MPI_CHECK(MPI_Iallreduce(&failed, &any, 1, MPI_INT64_T, MPI_MAX, gcomm.get(), &req));
+      if (!wait_request(req, rt.timeout_s() > 0 ? rt.timeout_s() : 0))
+        rt.abort("task " + t.id + " failed on this rank (" + error + ") while the other ranks of its run group went on; "
+                 "ending the job");
+    }
+    const double secs = since(t0);
+    TaskOutcome o{t.kind_name(), t.id, t.path.string(), any ? "failed" : "complete", "", secs};
+    if (any) {
+      // The first failing rank's message.
+      int64_t mine = failed ? gcomm.rank() : INT64_MAX, first = 0;
+      MPI_CHECK(MPI_Allreduce(&mine, &first, 1, MPI_INT64_T, MPI_MIN, gcomm.get()));
+      int64_t len = static_cast<int64_t>(error.size());
+      MPI_CHECK(MPI_Bcast(&len, 1, MPI_INT64_T, static_cast<int>(first), gcomm.get()));
+      error.resize(static_cast<size_t>(len));
+      MPI_CHECK(MPI_Bcast(error.data(), static_cast<int>(len), MPI_CHAR, static_cast<int>(first), gcomm.get()));
+      if (first != 0) error = "on group rank " + std::to_string(first) + ": " + error;
+      o.error = error;
+      if (leader) {
+        write_failure(t.path, t.cfg, t.kind_name(), t.id, error, attempt, secs);
+        // A retry starts clean: a checkpoint taken after a NaN would fail the same way.
+        fs::remove_all(pass::work_dir(t.cfg, t.id), ec);
+        journal(dir, holder, "fail", t.id, "attempt " + std::to_string(attempt) + ": " + error);
+        const bool final = attempt > cfg.sweep.max_retries;
+        std::printf("%s %s %s FAILED (attempt %lld of %lld%s) after %s: %s\n", tag.c_str(), t.kind_name(), t.id.c_str(),
+                    static_cast<long long>(attempt), static_cast<long long>(cfg.sweep.max_retries + 1),
+                    final ? ", final" : ", will retry", train::format_duration(secs).c_str(), error.c_str());
+        std::fflush(stdout);
+      }
+      comm = dist::make_communicator(cfg.dist.backend, rt);  // a failure may leave it mid-operation
+    } else if (leader) {
+      Row row = read_row(t.path, dir);
+      journal(dir, holder, "end", t.id, "top1 " + std::to_string(row.top1));
+      my_cost += t.cost;
+      if (show) {
+        std::printf("%s %s %s done: top-1 %.2f%%%s in %s\n", tag.c_str(), t.kind_name(), t.id.c_str(), 100 * row.top1,
+                    t.kind == Task::Kind::prune ? (", " + std::to_string(static_cast<int>(std::lround(100 * row.mac_ratio))) +
+                                                   "% MACs, " + std::to_string(row.speedup).substr(0, 4) + "x")
+                                                      .c_str()
+                                                : "",
+                    train::format_duration(secs).c_str());
+      }
+    }
+    if (leader) {
+      choice.claim.reset();  // released after the result file is final
+      if (show) {
+        // Overall progress from the files (every launcher's work), ETA from this group's rate.
+        int done = 0;
+        double left = 0, all_cost = 0;
+        for (size_t i = 0; i < plan.tasks.size(); ++i) {
+          all_cost += plan.tasks[i].cost;
+          if (view.finished(static_cast<int>(i)) || view.blocked(static_cast<int>(i))) ++done;
+          else left += plan.tasks[i].cost;
+        }
+        const double rate = my_cost > 0 ? my_cost / since(launch_t0) * rt.group_count() : 0;
+        std::string eta = rate > 0 ? train::format_duration(left / rate) : "?";
+        if (tty)
+          std::fprintf(stderr, "sweep %s %d/%zu tasks, %.0f%% of the work, ETA %s\n", bar(1 - left / std::max(all_cost, 1.0)).c_str(),
+                       done, plan.tasks.size(), 100 * (1 - left / std::max(all_cost, 1.0)), eta.c_str());
+        else
+          std::printf("%s progress: %d/%zu tasks finished, ETA %s\n", tag.c_str(), done, plan.tasks.size(), eta.c_str());
+      }
+      std::fflush(stdout);
+    }
+    report.ran.push_back(std::move(o));
   }
-  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
-    return std::tie(a.dataset, a.arch, b.budget, a.method, a.seed) < std::tie(b.dataset, b.arch, a.budget, b.method, b.seed);
-  });
-  std::string out;
-  char line[256];
-  std::snprintf(line, sizeof line, "%-14s %-10s %-7s %-19s %-5s %8s %8s %10s %8s %8s\n", "dataset", "arch", "budget",
-                "method", "seed", "top1%", "dense%", "MACs", "MACs%", "speedup");
-  out += line;
-  for (auto& r : rows) {
-    std::snprintf(line, sizeof line, "%-14s %-10s %-7.2f %-19s %-5lld %8.2f %8.2f %10lld %8.1f %8.2f\n", r.dataset.c_str(),
-                  r.arch.c_str(), r.budget, r.method.c_str(), static_cast<long long>(r.seed), 100 * r.top1,
-                  100 * r.dense_top1, static_cast<long long>(r.macs), 100 * r.mac_ratio, r.speedup);
-    out += line;
+
+  polite_barrier(rt.world());
+  // The final account, from the files, made once and shared so every rank exits alike.
+  int64_t counts[6] = {0, 0, 0, 0, 0, stopped ? 1 : 0};
+  {
+    int64_t any_stop = 0;
+    MPI_CHECK(MPI_Allreduce(&counts[5], &any_stop, 1, MPI_INT64_T, MPI_MAX, rt.world()));
+    counts[5] = any_stop;
   }
-  return out;
+  if (rt.is_world_leader()) {
+    View fresh{plan, cfg.sweep.max_retries, {}};
+    for (size_t i = 0; i < plan.tasks.size(); ++i) {
+      auto s = fresh.state(static_cast<int>(i));
+      if (s.kind == ResultState::Kind::complete) ++counts[1];
+      else if (fresh.final_failed(s)) {
+        ++counts[2];
+        report.failed_ids.push_back(plan.tasks[i].id + " (" + plan.tasks[i].describe() + "): " + s.error);
+      } else if (fresh.blocked(static_cast<int>(i))) {
+        ++counts[3];
+        report.blocked_ids.push_back(plan.tasks[i].id + " (" + plan.tasks[i].describe() + ")");
+      } else {
+        ++counts[4];
+      }
+    }
+    counts[0] = static_cast<int64_t>(plan.tasks.size());
+    try {
+      ClaimDir index_claims(dir / "claims", cfg.sweep.heartbeat_timeout_s, "index");
+      if (auto c = index_claims.try_claim("_sweep_index")) write_index(dir);
+    } catch (const std::exception& e) {
+      PL_WARN("could not rebuild {}: {}", (dir / "sweep.h5").string(), e.what());
+    }
+  }
+  MPI_CHECK(MPI_Bcast(counts, 6, MPI_INT64_T, 0, rt.world()));
+  report.total = static_cast<int>(counts[0]);
+  report.complete = static_cast<int>(counts[1]);
+  report.failed = static_cast<int>(counts[2]);
+  report.blocked = static_cast<int>(counts[3]);
+  report.pending = static_cast<int>(counts[4]);
+  report.stopped = counts[5] != 0;
+  return report;
 }
+
+std::string summary_table(const std::string& results_dir) { return format_table(scan_rows(results_dir), false); }
 
 }  // namespace passlab::sweep

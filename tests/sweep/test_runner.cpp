@@ -1,41 +1,188 @@
-// The static sweep runner: relaunching skips complete files and redoes nothing.
+// The sweep in one process (a singleton run group): plan and dependency order, resume of
+// complete files, failure isolation with retries, blocked prune tasks.
 #include <gtest/gtest.h>
 
-#include "pass/fixture.hpp"
-#include "passlab/dist/communicator.hpp"
+#include <cstdlib>
+#include <set>
+
+#include "passlab/io/hdf5.hpp"
 #include "passlab/pass/task.hpp"
+#include "passlab/sweep/plan.hpp"
+#include "passlab/sweep/results.hpp"
 #include "passlab/sweep/runner.hpp"
-#include "support/test_util.hpp"
+#include "sweep/sweep_fixture.hpp"
 
 using namespace passlab;
 using test::runtime;
-using test::tiny_config;
 namespace fs = std::filesystem;
 
-TEST(SweepRunner, RelaunchSkipsCompleteFiles) {
+namespace {
+// Sets an environment variable for the scope of a test.
+struct ScopedEnv {
+  std::string name;
+  ScopedEnv(const char* n, const std::string& v) : name(n) { setenv(n, v.c_str(), 1); }
+  ~ScopedEnv() { unsetenv(name.c_str()); }
+};
+
+config::Config with(config::Config c, double budget, const std::string& method, int64_t seed) {
+  c.sweep = {};
+  c.prune.budget = budget;
+  c.prune.method = method;
+  c.experiment.seed = seed;
+  return c;
+}
+}  // namespace
+
+TEST(SweepPlan, OneDenseTaskPerModelAndDependencyOrder) {
   test::TempDir dir;
   test::write_store(dir.path() / "tiny.h5", 120, 40);
-  auto cfg = tiny_config(dir.path(), "random_uniform");
-  cfg.sweep.budgets = {0.5, 0.3};
-  auto first = sweep::run_static(cfg, runtime());
-  ASSERT_EQ(first.size(), 3u);  // one dense model, two prune tasks
-  EXPECT_EQ(first[0].kind, "dense");
-  for (auto& o : first) EXPECT_FALSE(o.skipped) << o.path;
-  std::vector<fs::file_time_type> mtimes;
-  for (auto& o : first) mtimes.push_back(fs::last_write_time(o.path));
-  auto second = sweep::run_static(cfg, runtime());
-  ASSERT_EQ(second.size(), 3u);
-  for (size_t i = 0; i < second.size(); ++i) {
-    EXPECT_TRUE(second[i].skipped) << second[i].path;
-    EXPECT_EQ(fs::last_write_time(second[i].path), mtimes[i]) << second[i].path;
+  auto cfg = test::tiny_sweep(dir.path(), "seeds = [0, 1]\nbudgets = [0.5, 0.3]\nmethods = [\"random_uniform\", \"pass\"]\n");
+  auto plan = sweep::make_plan(cfg);
+  ASSERT_EQ(plan.tasks.size(), 10u);  // 2 dense models + 2 seeds x 2 budgets x 2 methods
+  EXPECT_EQ(plan.dense_count(), 2);
+  std::set<std::string> ids;
+  for (size_t i = 0; i < plan.tasks.size(); ++i) {
+    const auto& t = plan.tasks[i];
+    EXPECT_TRUE(ids.insert(t.id).second) << "duplicate id " << t.id;
+    if (i > 0) {
+      EXPECT_GE(plan.tasks[i - 1].priority, t.priority);
+    }
+    if (t.kind == sweep::Task::Kind::dense) {
+      EXPECT_EQ(t.id, config::dense_id(t.cfg));
+      EXPECT_EQ(t.path, pass::dense_path(t.cfg));
+      EXPECT_EQ(t.dependents.size(), 4u);
+      continue;
+    }
+    EXPECT_EQ(t.id, config::run_id(t.cfg));
+    ASSERT_GE(t.dep, 0);
+    EXPECT_LT(t.dep, static_cast<int>(i)) << "a prune task precedes its dense model";
+    EXPECT_EQ(plan.tasks[t.dep].id, config::dense_id(t.cfg));
+    EXPECT_EQ(plan.tasks[t.dep].cfg.experiment.seed, t.cfg.experiment.seed);
   }
+  // Longest first: the estimate grows with the kept budget and with a search.
+  auto base = plan.tasks[0].cfg;
+  auto at = [&](double b, const char* m) { return plan.index_of(config::run_id(with(base, b, m, 0))); };
+  using K = sweep::Task::Kind;
+  EXPECT_GT(sweep::estimate_cost(with(base, 0.5, "pass", 0), K::prune), sweep::estimate_cost(with(base, 0.5, "random_uniform", 0), K::prune));
+  EXPECT_GT(sweep::estimate_cost(with(base, 0.5, "random_uniform", 0), K::prune), sweep::estimate_cost(with(base, 0.3, "random_uniform", 0), K::prune));
+  EXPECT_LT(at(0.5, "pass"), at(0.5, "random_uniform"));
+  EXPECT_LT(at(0.5, "random_uniform"), at(0.3, "random_uniform"));
+  EXPECT_LT(at(0.3, "pass"), at(0.3, "random_uniform"));
+  // MACs of the estimate are the model's own count: resnet20 at 16 px, 1 channel.
+  EXPECT_GT(sweep::forward_macs(base), 1e6);
+  EXPECT_DOUBLE_EQ(sweep::train_images(base), 108.0);  // 120 train images, 10 % held out
+}
+
+TEST(SweepRunner, RelaunchSkipsCompleteFilesAndRedoesDamagedOnes) {
+  test::TempDir dir;
+  test::write_store(dir.path() / "tiny.h5", 120, 40);
+  auto cfg = test::tiny_sweep(dir.path(), "budgets = [0.5, 0.3]\n");
+  auto first = sweep::run_sweep(cfg, runtime());
+  ASSERT_EQ(first.ran.size(), 3u);  // one dense model, two prune tasks
+  EXPECT_EQ(first.ran[0].kind, "dense");
+  EXPECT_EQ(first.complete, 3);
+  EXPECT_EQ(first.exit_code(), 0);
+  std::map<std::string, fs::file_time_type> mtimes;
+  for (auto& o : first.ran) {
+    EXPECT_EQ(o.status, "complete") << o.error;
+    mtimes[o.path] = fs::last_write_time(o.path);
+  }
+  auto second = sweep::run_sweep(cfg, runtime());
+  EXPECT_TRUE(second.ran.empty());
+  EXPECT_EQ(second.complete, 3);
+  for (auto& [p, t] : mtimes) EXPECT_EQ(fs::last_write_time(p), t) << p;
   // A damaged run file is redone on the next launch; the others are untouched.
-  fs::resize_file(first[2].path, fs::file_size(first[2].path) / 3);
-  auto third = sweep::run_static(cfg, runtime());
-  EXPECT_TRUE(third[1].skipped);
-  EXPECT_FALSE(third[2].skipped);
-  EXPECT_EQ(fs::last_write_time(third[1].path), mtimes[1]);
+  const std::string victim = first.ran[2].path;
+  fs::resize_file(victim, fs::file_size(victim) / 3);
+  EXPECT_FALSE(sweep::check_file(victim).empty());
+  auto third = sweep::run_sweep(cfg, runtime());
+  ASSERT_EQ(third.ran.size(), 1u);
+  EXPECT_EQ(third.ran[0].path, victim);
+  EXPECT_TRUE(sweep::check_file(victim).empty());
+  for (auto& [p, t] : mtimes)
+    if (p != victim) {
+      EXPECT_EQ(fs::last_write_time(p), t) << p;
+    }
   auto table = sweep::summary_table(cfg.output.dir);
   EXPECT_NE(table.find("random_uniform"), std::string::npos) << table;
   EXPECT_NE(table.find("0.30"), std::string::npos) << table;
+  // The index links every result file.
+  io::File idx = io::open_complete(fs::path(cfg.output.dir) / "sweep.h5");
+  EXPECT_EQ(idx.root().attr_int("complete"), 3);
+  EXPECT_EQ(idx.root().open_group("runs").children().size(), 3u);
+  EXPECT_EQ(idx.root().open_group("table").read<double>("top1").size(), 3u);
+}
+
+TEST(SweepRunner, InjectedFailureIsIsolatedRetriedAndReported) {
+  test::TempDir dir;
+  test::write_store(dir.path() / "tiny.h5", 120, 40);
+  auto cfg = test::tiny_sweep(dir.path(), "budgets = [0.5, 0.3]\nmax_retries = 1\n");
+  auto plan = sweep::make_plan(cfg);
+  std::string bad_id, good_id;
+  for (auto& t : plan.tasks)
+    if (t.kind == sweep::Task::Kind::prune) (t.cfg.prune.budget == 0.3 ? bad_id : good_id) = t.id;
+  const fs::path bad_path = plan.tasks[plan.index_of(bad_id)].path;
+  {
+    ScopedEnv fail("PASSLAB_TEST_FAIL_TASK", bad_id);
+    auto r = sweep::run_sweep(cfg, runtime());
+    EXPECT_EQ(r.complete, 2);
+    EXPECT_EQ(r.failed, 1);
+    EXPECT_EQ(r.exit_code(), 1);
+    ASSERT_EQ(r.failed_ids.size(), 1u);
+    EXPECT_EQ(r.failed_ids[0].rfind(bad_id, 0), 0u) << r.failed_ids[0];
+    EXPECT_NE(r.summary().find(bad_id), std::string::npos);
+    int attempts = 0;
+    for (auto& o : r.ran)
+      if (o.id == bad_id) {
+        ++attempts;
+        EXPECT_EQ(o.status, "failed");
+        EXPECT_NE(o.error.find("injected failure"), std::string::npos) << o.error;
+      } else {
+        EXPECT_EQ(o.status, "complete") << o.id << ": " << o.error;
+      }
+    EXPECT_EQ(attempts, 2);  // the first attempt and max_retries = 1 retry
+    auto state = sweep::read_state(bad_path);
+    EXPECT_EQ(state.kind, sweep::ResultState::Kind::failed);
+    EXPECT_EQ(state.attempts, 2);
+    EXPECT_NE(state.error.find("injected failure"), std::string::npos);
+    EXPECT_TRUE(sweep::check_file(bad_path).empty());  // a failure record is a valid file
+    auto j = test::read_journal(cfg.output.dir);
+    EXPECT_EQ(test::count_events(j, "fail", bad_id), 2);
+    EXPECT_EQ(test::count_events(j, "end", good_id), 1);
+    // A relaunch leaves a task that failed for good alone and still says so.
+    auto again = sweep::run_sweep(cfg, runtime());
+    EXPECT_TRUE(again.ran.empty());
+    EXPECT_EQ(again.exit_code(), 1);
+  }
+  {
+    // --retry-failed gives it fresh attempts; this time only its first attempt fails.
+    ScopedEnv fail("PASSLAB_TEST_FAIL_TASK", bad_id + "@1");
+    sweep::SweepOptions opt;
+    opt.retry_failed = true;
+    auto r = sweep::run_sweep(cfg, runtime(), opt);
+    ASSERT_EQ(r.ran.size(), 2u);
+    EXPECT_EQ(r.ran[0].status, "failed");
+    EXPECT_EQ(r.ran[1].status, "complete");
+    EXPECT_EQ(r.complete, 3);
+    EXPECT_EQ(r.exit_code(), 0);
+    EXPECT_EQ(sweep::read_state(bad_path).kind, sweep::ResultState::Kind::complete);
+  }
+}
+
+TEST(SweepRunner, FailedDenseModelBlocksItsPruneTasks) {
+  test::TempDir dir;
+  test::write_store(dir.path() / "tiny.h5", 120, 40);
+  auto cfg = test::tiny_sweep(dir.path(), "budgets = [0.5, 0.3]\nmax_retries = 0\n");
+  auto plan = sweep::make_plan(cfg);
+  ScopedEnv fail("PASSLAB_TEST_FAIL_TASK", plan.tasks[0].id);
+  auto r = sweep::run_sweep(cfg, runtime());
+  ASSERT_EQ(r.ran.size(), 1u);  // the dense task, once; nothing depends on a missing model
+  EXPECT_EQ(r.failed, 1);
+  EXPECT_EQ(r.blocked, 2);
+  EXPECT_EQ(r.exit_code(), 1);
+  EXPECT_EQ(r.blocked_ids.size(), 2u);
+  for (auto& t : plan.tasks)
+    if (t.kind == sweep::Task::Kind::prune) {
+      EXPECT_FALSE(fs::exists(t.path)) << t.path;
+    }
 }

@@ -1,11 +1,27 @@
 #pragma once
-// Runs the tasks of a sweep on this process's run group.
+// Runs a sweep (sweep/plan.hpp) on this process's run group, dynamically.
 //
-// Current scheduling (static): every dense model the sweep needs is trained first, the dense
-// tasks dealt round-robin to the run groups; after a world barrier the prune tasks are dealt
-// the same way. A task whose file is already complete is skipped, so relaunching resumes.
-// Dynamic hand-out, claims shared by several launchers, retries and the sweep index are the
-// sweep orchestrator's (issue 7).
+// The group leader repeatedly picks the first task of the plan (highest priority first) that is
+// not finished, whose dense model is complete (prune tasks) and that it can claim in
+// <results>/claims/ (sweep/claims.hpp), and broadcasts it to its group; every rank of the group
+// runs it. So groups never sit idle while a task is ready, and any number of launchers (one
+// mpirun with several groups, several mpiruns, a SLURM job array) can share one results
+// directory: a task runs at most once at a time, and a dead launcher's claims are taken over.
+//
+// Results: a complete file is never redone. A task that throws on every rank of its group
+// (exception, NaN loss, a diverged search...) is recorded in its result file with
+// status = "failed", `error` and `attempts`; the sweep goes on, and the task is retried up to
+// sweep.max_retries times (in this or a later launch). After that it is final: later launches
+// report it and leave it alone unless SweepOptions::retry_failed. The prune tasks of a dense
+// model that finally failed are reported as blocked.
+// A group leaves when every task is finished, failed for good, blocked, or held by a live claim
+// of another group or launcher. At the end every rank meets at a world barrier, the world
+// leader rebuilds <results>/sweep.h5, and every rank gets the same report.
+//
+// Test-only hooks (environment; documented in README, never set in production):
+//   PASSLAB_TEST_FAIL_TASK=<id>[@N][,...]   the task throws (its first N attempts only, with @N)
+//   PASSLAB_TEST_HOLD_TASK=<id>=<file>[:<file>...]  the task waits until every file exists
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -21,12 +37,35 @@ struct TaskOutcome {
   std::string kind;  // "dense" | "prune"
   std::string id;
   std::string path;
-  bool skipped = false;  // already complete
+  std::string status;    // "complete" | "failed" (this attempt)
+  std::string error;
+  double seconds = 0;
 };
 
-std::vector<TaskOutcome> run_static(const config::Config& cfg, const dist::Runtime& rt);
+struct SweepOptions {
+  bool retry_failed = false;             // failed tasks get a fresh set of attempts
+  const std::atomic<int>* stop = nullptr;  // non-zero: take no new task (signal handler)
+  double poll_s = 0.5;                   // how often a waiting leader looks again
+};
 
-// One line per complete run file under <dir>/runs: method, budget, seed, top-1, MACs, speed-up.
+struct SweepReport {
+  std::vector<TaskOutcome> ran;  // tasks this group ran (each attempt)
+  int total = 0, complete = 0, failed = 0, blocked = 0, pending = 0;  // over the whole plan, at the end
+  std::vector<std::string> failed_ids, blocked_ids;
+  bool stopped = false;  // a stop was requested before the sweep finished
+  // 1: some task failed for good or is blocked; 75: stopped by a signal (relaunch to continue);
+  // 0: otherwise (every task complete, or the rest held by other live launchers).
+  int exit_code() const;
+  std::string summary() const;  // one paragraph for the end of a launch
+};
+
+SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const SweepOptions& opt = {});
+
+// The prune rows of the sweep table (sweep/results.hpp), as before.
 std::string summary_table(const std::string& results_dir);
+
+// SIGTERM / SIGUSR1 / SIGUSR2 set the returned flag (a second SIGTERM ends the process at once),
+// so `passlab run` stops taking tasks and exits cleanly for a requeue.
+const std::atomic<int>& install_stop_signals();
 
 }  // namespace passlab::sweep

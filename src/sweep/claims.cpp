@@ -1,0 +1,226 @@
+#include "passlab/sweep/claims.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "passlab/core/error.hpp"
+#include "passlab/core/log.hpp"
+
+namespace fs = std::filesystem;
+
+namespace passlab::sweep {
+namespace {
+
+std::string errno_text(const std::string& what, const fs::path& p) {
+  return what + " " + p.string() + ": " + std::strerror(errno);
+}
+
+long long start_ticks_of(long long pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  if (!in) return -1;
+  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Field 2 (comm) may contain spaces: fields after it start behind the last ')'.
+  auto close = s.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream rest(s.substr(close + 2));
+  std::string field;
+  // Fields 3..22: state is field 3, starttime field 22.
+  for (int i = 3; i <= 22; ++i)
+    if (!(rest >> field)) return -1;
+  try {
+    return std::stoll(field);
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
+std::string host_name() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown-host";
+  return buf;
+}
+
+struct FileStat {
+  bool exists = false;
+  unsigned long long ino = 0;
+  double age_s = 0;  // now - mtime
+};
+
+FileStat stat_file(const fs::path& p) {
+  struct stat st {};
+  FileStat r;
+  if (::stat(p.c_str(), &st) != 0) {
+    if (errno == ENOENT) return r;
+    throw IOError(errno_text("cannot stat claim", p));
+  }
+  r.exists = true;
+  r.ino = static_cast<unsigned long long>(st.st_ino);
+  struct timespec now {};
+  clock_gettime(CLOCK_REALTIME, &now);
+  r.age_s = double(now.tv_sec - st.st_mtim.tv_sec) + 1e-9 * double(now.tv_nsec - st.st_mtim.tv_nsec);
+  return r;
+}
+
+std::string read_small(const fs::path& p) {
+  std::ifstream in(p);
+  std::string s;
+  std::getline(in, s);
+  return s;
+}
+
+}  // namespace
+
+std::string Holder::text() const {
+  return host + " " + std::to_string(pid) + " " + std::to_string(start_ticks) + " " + label;
+}
+
+Holder Holder::parse(const std::string& text) {
+  Holder h;
+  std::istringstream in(text);
+  if (!(in >> h.host >> h.pid >> h.start_ticks)) return Holder{};
+  in >> h.label;
+  return h;
+}
+
+Holder Holder::self(const std::string& label) {
+  Holder h;
+  h.host = host_name();
+  h.pid = static_cast<long long>(getpid());
+  h.start_ticks = start_ticks_of(h.pid);
+  h.label = label;
+  return h;
+}
+
+bool Holder::alive_here() const {
+  if (host.empty() || host != host_name()) return true;  // cannot tell from here
+  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return false;
+  long long t = start_ticks_of(pid);
+  // A pid that exists with another start time was reused by a new process.
+  return !(t >= 0 && start_ticks >= 0 && t != start_ticks);
+}
+
+ClaimDir::ClaimDir(fs::path dir, double timeout_s, std::string label)
+    : dir_(std::move(dir)), timeout_s_(timeout_s), me_(Holder::self(label)) {
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) throw IOError("cannot create the claims directory " + dir_.string() + ": " + ec.message());
+}
+
+ClaimDir::State ClaimDir::state(const std::string& id, Holder* holder) const {
+  fs::path p = path_of(id);
+  FileStat st = stat_file(p);
+  if (!st.exists) return State::free;
+  Holder h = Holder::parse(read_small(p));
+  if (holder) *holder = h;
+  if (st.age_s > timeout_s_) return State::stale;
+  // An empty or unreadable content is a claim being written right now: live.
+  if (!h.host.empty() && !h.alive_here()) return State::stale;
+  return State::live;
+}
+
+bool ClaimDir::create_exclusive(const fs::path& p) const {
+  int fd = ::open(p.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    if (errno == EEXIST) return false;
+    throw IOError(errno_text("cannot create claim", p));
+  }
+  std::string line = me_.text() + "\n";
+  ssize_t n = ::write(fd, line.data(), line.size());
+  int werr = errno;
+  if (::close(fd) != 0 || n != static_cast<ssize_t>(line.size())) {
+    errno = n < 0 ? werr : EIO;
+    std::string msg = errno_text("cannot write claim", p);
+    ::unlink(p.c_str());
+    throw IOError(msg);
+  }
+  return true;
+}
+
+std::unique_ptr<Claim> ClaimDir::try_claim(const std::string& id) {
+  const fs::path p = path_of(id);
+  const double beat = std::clamp(timeout_s_ / 4.0, 0.05, 30.0);
+  if (create_exclusive(p)) return std::make_unique<Claim>(p, beat);
+  // Held: take it over only when stale.
+  Holder old;
+  FileStat seen = stat_file(p);
+  if (!seen.exists) return create_exclusive(p) ? std::make_unique<Claim>(p, beat) : nullptr;
+  if (state(id, &old) != State::stale) return nullptr;
+  const fs::path priv = dir_ / (id + ".claim.takeover." + me_.host + "." + std::to_string(me_.pid));
+  if (::rename(p.c_str(), priv.c_str()) != 0) {
+    if (errno == ENOENT) return nullptr;  // another taker was faster
+    throw IOError(errno_text("cannot take over claim", p));
+  }
+  FileStat got = stat_file(priv);
+  if (got.ino != seen.ino) {
+    // Lost a race: what was renamed is someone's fresh claim. Put it back (no-replace link).
+    if (::link(priv.c_str(), p.c_str()) != 0)
+      PL_WARN("claim {}: could not restore a fresh claim taken by mistake ({}); its holder will see it lost", p.string(),
+              std::strerror(errno));
+    ::unlink(priv.c_str());
+    return nullptr;
+  }
+  ::unlink(priv.c_str());
+  PL_WARN("claim of {} held by {} (pid {} on {}) is stale; taking it over", id, old.label, old.pid, old.host);
+  return create_exclusive(p) ? std::make_unique<Claim>(p, beat) : nullptr;
+}
+
+Claim::Claim(fs::path path, double heartbeat_s) : path_(std::move(path)), heartbeat_s_(heartbeat_s) {
+  FileStat st = stat_file(path_);
+  if (!st.exists) throw IOError("claim " + path_.string() + " vanished right after it was created");
+  ino_ = st.ino;
+  thread_ = std::thread([this] { beat(); });
+}
+
+void Claim::beat() {
+  std::unique_lock<std::mutex> lk(mu_);
+  while (!stop_) {
+    cv_.wait_for(lk, std::chrono::duration<double>(heartbeat_s_), [this] { return stop_; });
+    if (stop_) break;
+    FileStat st = {};
+    try {
+      st = stat_file(path_);
+    } catch (const IOError& e) {
+      PL_WARN("heartbeat: {}", e.what());
+      continue;
+    }
+    if (!st.exists || st.ino != ino_) {
+      if (!lost_.exchange(true)) PL_ERROR("claim {} is no longer this process's (taken over?)", path_.string());
+      continue;
+    }
+    if (::utimensat(AT_FDCWD, path_.c_str(), nullptr, 0) != 0)
+      PL_WARN("heartbeat: cannot touch {}: {}", path_.string(), std::strerror(errno));
+  }
+}
+
+void Claim::release() {
+  if (released_) return;
+  released_ = true;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  FileStat st = stat_file(path_);
+  if (st.exists && st.ino == ino_ && ::unlink(path_.c_str()) != 0 && errno != ENOENT)
+    throw IOError(errno_text("cannot release claim", path_));
+}
+
+Claim::~Claim() {
+  try {
+    release();
+  } catch (const std::exception& e) {
+    PL_WARN("{}", e.what());
+  }
+}
+
+}  // namespace passlab::sweep
