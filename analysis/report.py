@@ -1,0 +1,309 @@
+"""Paper-style tables and the report command.
+
+``python3 -m analysis report RESULTS_DIR --out OUT`` writes into OUT:
+
+  tables.md, tables.tex, tables.csv   one row per dataset x arch x budget; per method the test
+                                      top-1 (%) as mean ± std over seeds (n seeds) and the measured
+                                      speed-up (dense latency / pruned latency, mean); the dense
+                                      model's top-1 alongside; the best mean top-1 of a row marked
+                                      (bold in Markdown/LaTeX, column best_method in the CSV)
+  runs.csv                            every complete run, one line each (the numbers averaged)
+  excluded.csv                        runs NOT in the tables: failed, incomplete, damaged, ...
+  plots/*.png, plots/*.pdf            see analysis/plots.py
+  index.md                            what is where, the excluded runs, the plots
+
+Std is the sample standard deviation (ddof=1); a cell with one seed shows no ±. Marks in cells:
+† some runs of the cell failed or are incomplete (listed under "Runs not in the tables"),
+‡ some runs missed the MAC budget by more than the tolerance (summary.budget_met = 0).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from . import runs as runs_mod
+
+DAGGER, DDAGGER = "†", "‡"
+
+
+@dataclasses.dataclass
+class Cell:
+    runs: list
+    top1_mean: float
+    top1_std: float          # nan with one seed
+    speedup_mean: float
+    speedup_std: float
+    mac_ratio_mean: float
+    n: int
+    n_excluded: int = 0      # failed/incomplete runs of this cell
+    missed_budget: int = 0   # runs with budget_met == 0
+
+
+@dataclasses.dataclass
+class Row:
+    dataset: str
+    arch: str
+    budget: float
+    dense_top1_mean: float
+    dense_top1_std: float
+    cells: dict              # method -> Cell
+    best: list               # methods with the best mean top-1 (ties: all)
+
+
+def _mean_std(xs):
+    xs = np.asarray(xs, dtype=np.float64)
+    return float(xs.mean()), (float(xs.std(ddof=1)) if xs.size > 1 else float("nan"))
+
+
+def aggregate(result: runs_mod.ResultSet, decimals: int = 2):
+    """Rows of the tables and the method order (first appearance in sorted order)."""
+    by_cell = defaultdict(list)
+    for r in result.runs:
+        by_cell[(r.dataset, r.arch, r.budget, r.method)].append(r)
+    excluded = defaultdict(int)
+    for p in result.problems:
+        try:
+            key = (p.attrs["dataset"], p.attrs["arch"], float(p.attrs["budget"]), p.attrs["method"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        excluded[key] += 1
+    methods = sorted({k[3] for k in by_cell} | {k[3] for k in excluded}, key=_method_order)
+    row_keys = sorted({k[:3] for k in by_cell} | {k[:3] for k in excluded}, key=lambda k: (k[0], k[1], -k[2]))
+    rows = []
+    for ds, arch, b in row_keys:
+        cells = {}
+        dense = {}
+        for m in methods:
+            rs = sorted(by_cell.get((ds, arch, b, m), []), key=lambda r: r.seed)
+            for r in rs:
+                dense[r.attrs["dense_id"]] = float(r.summary["dense_top1"])
+            if not rs:
+                if excluded.get((ds, arch, b, m)):
+                    cells[m] = Cell([], math.nan, math.nan, math.nan, math.nan, math.nan, 0, excluded[(ds, arch, b, m)])
+                continue
+            t_mean, t_std = _mean_std([100 * r.top1 for r in rs])
+            s_mean, s_std = _mean_std([float(r.summary["speedup"]) for r in rs])
+            mr, _ = _mean_std([float(r.summary["mac_ratio"]) for r in rs])
+            missed = sum(1 for r in rs if int(r.summary.get("budget_met", 1)) == 0)
+            cells[m] = Cell(rs, t_mean, t_std, s_mean, s_std, mr, len(rs), excluded.get((ds, arch, b, m), 0), missed)
+        d_mean, d_std = _mean_std([100 * v for v in dense.values()]) if dense else (math.nan, math.nan)
+        scored = {m: round(c.top1_mean, decimals) for m, c in cells.items() if c.n}
+        top = max(scored.values()) if scored else None
+        best = [m for m, v in scored.items() if v == top] if len(scored) > 1 else []
+        rows.append(Row(ds, arch, b, d_mean, d_std, cells, best))
+    return rows, methods
+
+
+def _method_order(m):
+    # PASS first, its ablations next, then baselines alphabetically.
+    if m == "pass":
+        return (0, m)
+    if m.startswith("pass"):
+        return (1, m)
+    return (2, m)
+
+
+def _fmt(mean, std, d=2):
+    if math.isnan(mean):
+        return "–"
+    return f"{mean:.{d}f}" if math.isnan(std) else f"{mean:.{d}f} ± {std:.{d}f}"
+
+
+def _marks(c: Cell) -> str:
+    return (DAGGER if c.n_excluded else "") + (DDAGGER if c.missed_budget else "")
+
+
+def _budget_pct(b):
+    return f"{100 * b:g}%"
+
+
+# ---- Markdown ---------------------------------------------------------------------------------
+
+def usual_n(rows) -> int:
+    """The most common number of seeds per cell; cells with another count are annotated."""
+    ns = [c.n for r in rows for c in r.cells.values() if c.n]
+    return max(set(ns), key=ns.count) if ns else 0
+
+
+def markdown_table(rows, methods, decimals=2) -> str:
+    n_usual = usual_n(rows)
+    head = ["dataset", "arch", "MACs kept", "dense top-1"]
+    for m in methods:
+        head += [f"{m} top-1", f"{m} speed-up"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (1 + 2 * len(methods))) + "|"]
+    for r in rows:
+        cells = [r.dataset, r.arch, _budget_pct(r.budget), _fmt(r.dense_top1_mean, r.dense_top1_std, decimals)]
+        for m in methods:
+            c = r.cells.get(m)
+            if c is None:
+                cells += ["–", "–"]
+                continue
+            acc = _fmt(c.top1_mean, c.top1_std, decimals)
+            if c.n and m in r.best:
+                acc = f"**{acc}**"
+            if c.n and c.n != n_usual:
+                acc += f" (n={c.n})"
+            acc += _marks(c)
+            cells += [acc, "–" if not c.n else f"{c.speedup_mean:.2f}×"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# ---- LaTeX ------------------------------------------------------------------------------------
+
+def _tex_escape(s: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#")):
+        s = s.replace(a, b)
+    return s
+
+
+def latex_table(rows, methods, decimals=2) -> str:
+    n_usual = usual_n(rows)
+    cols = "lll r" + " rr" * len(methods)
+    out = [r"% passlab: test top-1 (%) mean $\pm$ std over seeds; speed-up = dense / pruned latency (measured).",
+           r"% Needs \usepackage{booktabs}.", r"\begin{tabular}{" + cols + "}", r"\toprule"]
+    h1 = ["", "", "", ""] + [r"\multicolumn{2}{c}{" + _tex_escape(m) + "}" for m in methods]
+    out.append(" & ".join(h1) + r" \\")
+    rules = " ".join(rf"\cmidrule(lr){{{5 + 2 * i}-{6 + 2 * i}}}" for i in range(len(methods)))
+    out.append(rules)
+    h2 = ["Dataset", "Arch", "MACs", "Dense"] + ["Top-1", r"$\times$"] * len(methods)
+    out.append(" & ".join(h2) + r" \\")
+    out.append(r"\midrule")
+    for r in rows:
+        cells = [_tex_escape(r.dataset), _tex_escape(r.arch), _tex_escape(_budget_pct(r.budget)),
+                 _fmt(r.dense_top1_mean, r.dense_top1_std, decimals).replace("±", r"$\pm$")]
+        for m in methods:
+            c = r.cells.get(m)
+            if c is None or not c.n:
+                cells += ["--" + (r"$^\dagger$" if c is not None else ""), "--"]
+                continue
+            acc = _fmt(c.top1_mean, c.top1_std, decimals).replace("±", r"$\pm$")
+            if m in r.best:
+                acc = r"\textbf{" + acc + "}"
+            if c.n != n_usual:
+                acc += f" ($n$={c.n})"
+            if c.n_excluded:
+                acc += r"$^\dagger$"
+            if c.missed_budget:
+                acc += r"$^\ddagger$"
+            cells += [acc, f"{c.speedup_mean:.2f}"]
+        out.append(" & ".join(cells) + r" \\")
+    out += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(out) + "\n"
+
+
+# ---- CSV --------------------------------------------------------------------------------------
+
+def _num(x):
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else repr(float(x)) if isinstance(x, float) else x
+
+
+def write_tables_csv(path, rows, methods):
+    head = ["dataset", "arch", "budget", "dense_top1_mean", "dense_top1_std"]
+    for m in methods:
+        head += [f"{m}_top1_mean", f"{m}_top1_std", f"{m}_n", f"{m}_speedup_mean", f"{m}_speedup_std",
+                 f"{m}_mac_ratio_mean", f"{m}_excluded", f"{m}_missed_budget"]
+    head.append("best_method")
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(head)
+        for r in rows:
+            line = [r.dataset, r.arch, repr(r.budget), _num(r.dense_top1_mean), _num(r.dense_top1_std)]
+            for m in methods:
+                c = r.cells.get(m)
+                if c is None:
+                    line += ["", "", 0, "", "", "", 0, 0]
+                else:
+                    line += [_num(c.top1_mean), _num(c.top1_std), c.n, _num(c.speedup_mean), _num(c.speedup_std),
+                             _num(c.mac_ratio_mean), c.n_excluded, c.missed_budget]
+            line.append(";".join(r.best))
+            w.writerow(line)
+
+
+RUN_COLUMNS = ["run_id", "dataset", "arch", "budget", "method", "seed", "top1", "top5", "test_loss", "val_top1",
+               "dense_top1", "macs", "dense_macs", "mac_ratio", "ops_full", "dense_ops_full", "params",
+               "dense_params", "budget_met", "latency_dense_ms", "latency_pruned_ms", "speedup", "latency_batch",
+               "latency_device", "search_seconds", "finetune_seconds", "seconds", "world_size", "device", "path"]
+
+
+def write_runs_csv(path, result, out_dir):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(RUN_COLUMNS)
+        for r in result.runs:
+            src = {**r.attrs, **r.summary}
+            line = []
+            for k in RUN_COLUMNS:
+                if k == "path":
+                    line.append(runs_mod.relpath(r.path, out_dir))
+                else:
+                    v = src.get(k, "")
+                    line.append(repr(v) if isinstance(v, float) else v)
+            w.writerow(line)
+
+
+EXCLUDED_COLUMNS = ["status", "run_id", "dataset", "arch", "budget", "method", "seed", "reason", "path"]
+
+
+def write_excluded_csv(path, result, out_dir):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(EXCLUDED_COLUMNS)
+        for p in result.problems:
+            w.writerow([p.status] + [p.get(k) for k in EXCLUDED_COLUMNS[1:7]] + [p.reason, runs_mod.relpath(p.path, out_dir)])
+
+
+def excluded_markdown(result, out_dir) -> str:
+    if not result.problems:
+        return "None: every run file found is complete.\n"
+    lines = ["| status | run id | dataset | arch | MACs kept | method | seed | reason | file |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for p in result.problems:
+        b = p.get("budget")
+        lines.append("| " + " | ".join(str(x) for x in [
+            p.status, p.get("run_id"), p.get("dataset"), p.get("arch"), _budget_pct(float(b)) if b != "" else "",
+            p.get("method"), p.get("seed"), p.reason.replace("|", "\\|").replace("\n", " "),
+            runs_mod.relpath(p.path, out_dir)]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+LEGEND = ("Test top-1 (%) as mean ± std over {n} seed(s) per cell (other counts marked n=k; no ± with one "
+          f"seed); **bold**: best mean "
+          f"top-1 of the row. Speed-up: dense latency / pruned latency as measured by passlab (mean over "
+          f"seeds). {DAGGER}: runs of this cell failed or are incomplete (below, not averaged in). "
+          f"{DDAGGER}: some runs missed the MAC budget.")
+
+
+def write_report(results_dir, out_dir, on_damaged="raise", plots=True, decimals=2):
+    """Write tables, CSVs, plots and index.md; returns (ResultSet, rows, methods, plot paths)."""
+    from . import plots as plots_mod
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = runs_mod.scan(results_dir, on_damaged=on_damaged)
+    rows, methods = aggregate(result, decimals)
+    md = markdown_table(rows, methods, decimals)
+    excl = excluded_markdown(result, out)
+    legend = LEGEND.replace("{n}", str(usual_n(rows)))
+    (out / "tables.md").write_text("# Results\n\n" + legend + "\n\n" + md + "\n## Runs not in the tables\n\n" + excl)
+    (out / "tables.tex").write_text(latex_table(rows, methods, decimals))
+    write_tables_csv(out / "tables.csv", rows, methods)
+    write_runs_csv(out / "runs.csv", result, out)
+    write_excluded_csv(out / "excluded.csv", result, out)
+    written = plots_mod.write_all(result, rows, methods, out / "plots") if plots else []
+    idx = ["# passlab report", "", f"Results: `{results_dir}` — {len(result.runs)} complete runs, "
+           f"{len(result.problems)} not in the tables.", "",
+           "Files: `tables.md`, `tables.tex`, `tables.csv` (one row per dataset × arch × budget), `runs.csv` "
+           "(every complete run), `excluded.csv` (runs not in the tables), `plots/` (PNG and PDF).", "",
+           "## Table", "", legend, "", md, "## Runs not in the tables", "", excl, "## Plots", ""]
+    for p in written:
+        if p.suffix == ".png":
+            idx.append(f"![{p.stem}](plots/{p.name})")
+            idx.append("")
+    (out / "index.md").write_text("\n".join(idx) + "\n")
+    return result, rows, methods, written

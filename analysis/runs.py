@@ -1,0 +1,251 @@
+"""Loading and validating passlab result files.
+
+A results directory (``output.dir`` of a sweep) holds::
+
+    dense/<dense_id>.h5     trained dense models (shared by the prune tasks of an arch/dataset/seed)
+    runs/<run_id>.h5        one file per prune task (layout: src/pass/task.cpp)
+    runs/<run_id>.h5.tmp    a task being written, or one whose writer was killed
+    work/<id>/              checkpoints of tasks in progress (removed when a task finishes)
+
+:func:`scan` reads every run file. Complete runs become :class:`Run` objects; everything else
+(status "failed" or "incomplete", a left-over ``.tmp``, a work folder without a result) becomes a
+:class:`Problem`, so that reports can list it instead of silently dropping it. A file that cannot
+be read, or a complete file missing what passlab always writes, raises :class:`DamagedRunError`
+naming the file (``scan(..., on_damaged="list")`` records it as a Problem instead).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+ROOT_ATTRS = ("status", "kind", "run_id", "dense_id", "method", "arch", "dataset", "budget", "seed")
+SUMMARY_ATTRS = ("top1", "top5", "dense_top1", "macs", "params", "dense_macs", "dense_params", "mac_ratio",
+                 "speedup", "latency_dense_ms", "latency_pruned_ms")
+PASS_METHODS = ("pass", "pass_no_prompt", "pass_no_recurrence", "pass_no_stats")
+
+
+class DamagedRunError(RuntimeError):
+    """A result file that cannot be read or lacks what passlab always writes. ``path`` names it."""
+
+    def __init__(self, path, reason):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: damaged run file: {reason}")
+
+
+def natural_key(name: str):
+    """Sort key putting 'features.2' before 'features.10' (HDF5 lists names alphabetically; the
+    group names of passlab's models are in forward order under this key)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _attr(v):
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return v
+
+
+def _attrs(obj) -> dict:
+    return {k: _attr(v) for k, v in obj.attrs.items()}
+
+
+@dataclasses.dataclass
+class Run:
+    """One complete prune run, as read from its file (no tensors kept open)."""
+    path: Path
+    attrs: dict            # root attributes
+    summary: dict          # /summary attributes
+    config: dict           # /config parsed as TOML
+    groups: list           # group names in forward order
+    kept: dict             # group -> kept channels (len of /keep/<group>)
+    widths: dict           # group -> dense width (len of /masks/<group>)
+    curves: dict           # /metrics/<curve> -> float64 array
+
+    # Convenience accessors used by the report.
+    @property
+    def run_id(self): return self.attrs["run_id"]
+    @property
+    def method(self): return self.attrs["method"]
+    @property
+    def arch(self): return self.attrs["arch"]
+    @property
+    def dataset(self): return self.attrs["dataset"]
+    @property
+    def budget(self): return float(self.attrs["budget"])
+    @property
+    def seed(self): return int(self.attrs["seed"])
+    @property
+    def top1(self): return float(self.summary["top1"])
+
+
+@dataclasses.dataclass
+class Problem:
+    """A run that is not in the tables, and why."""
+    path: Path
+    status: str            # failed | incomplete | tmp | no result | damaged
+    reason: str
+    attrs: dict = dataclasses.field(default_factory=dict)
+
+    def get(self, key, default=""):
+        return self.attrs.get(key, default)
+
+
+def load_run(path) -> Run:
+    """Read a complete run file. Raises DamagedRunError (unreadable, or missing pieces) and
+    ValueError for a readable file whose status is not 'complete' (use :func:`read_status`)."""
+    path = Path(path)
+    try:
+        f = h5py.File(path, "r")
+    except Exception as e:  # h5py raises OSError with HDF5's own words
+        raise DamagedRunError(path, f"cannot be opened as HDF5 ({e})") from None
+    try:
+        with f:
+            attrs = _attrs(f)
+            status = attrs.get("status")
+            if status is None:
+                raise DamagedRunError(path, "no 'status' attribute (not written by passlab, or damaged)")
+            if status != "complete":
+                raise ValueError(f"{path}: status '{status}', not 'complete'")
+            missing = [a for a in ROOT_ATTRS if a not in attrs]
+            if missing:
+                raise DamagedRunError(path, f"root attributes missing: {', '.join(missing)}")
+            if attrs["kind"] != "prune":
+                raise DamagedRunError(path, f"kind '{attrs['kind']}' where a prune run file was expected")
+            for grp in ("summary", "keep", "masks", "config"):
+                if grp not in f:
+                    raise DamagedRunError(path, f"'/{grp}' missing")
+            summary = _attrs(f["summary"])
+            missing = [a for a in SUMMARY_ATTRS if a not in summary]
+            if missing:
+                raise DamagedRunError(path, f"/summary attributes missing: {', '.join(missing)}")
+            try:
+                cfg_text = _attr(f["config"][()])
+                config = tomllib.loads(cfg_text)
+            except Exception as e:
+                raise DamagedRunError(path, f"/config is not readable TOML ({e})") from None
+            groups = sorted(f["keep"].keys(), key=natural_key)
+            if not groups or set(groups) != set(f["masks"].keys()):
+                raise DamagedRunError(path, "/keep and /masks do not name the same channel groups")
+            kept, widths = {}, {}
+            for g in groups:
+                k = f["keep"][g][()]
+                m = f["masks"][g][()]
+                kept[g] = int(k.shape[0])
+                widths[g] = int(m.shape[0])
+                if int(m.sum()) != kept[g]:
+                    raise DamagedRunError(path, f"/masks/{g} keeps {int(m.sum())} channels, /keep/{g} lists {kept[g]}")
+            curves = {}
+            if "metrics" in f:
+                for name, ds in f["metrics"].items():
+                    curves[name] = np.asarray(ds[()], dtype=np.float64)
+    except (DamagedRunError, ValueError):
+        raise
+    except Exception as e:  # a truncated file fails while reading datasets
+        raise DamagedRunError(path, f"unreadable ({type(e).__name__}: {e})") from None
+    return Run(path=path, attrs=attrs, summary=summary, config=config, groups=groups, kept=kept, widths=widths,
+               curves=curves)
+
+
+def read_status(path) -> tuple[str, dict]:
+    """(status, root attributes) of a result file; raises DamagedRunError if unreadable."""
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = _attrs(f)
+    except Exception as e:
+        raise DamagedRunError(path, f"cannot be opened as HDF5 ({e})") from None
+    if "status" not in attrs:
+        raise DamagedRunError(path, "no 'status' attribute (not written by passlab, or damaged)")
+    return attrs["status"], attrs
+
+
+@dataclasses.dataclass
+class ResultSet:
+    root: Path
+    runs: list
+    problems: list
+
+
+def _run_files(root: Path):
+    runs_dir = root / "runs"
+    base = runs_dir if runs_dir.is_dir() else root
+    return base, sorted(base.glob("*.h5")), sorted(base.glob("*.h5.tmp"))
+
+
+def scan(results_dir, on_damaged: str = "raise") -> ResultSet:
+    """Read every run file of a results directory (or a folder of run files).
+
+    on_damaged: "raise" (default) raises DamagedRunError for the first damaged file; "list"
+    records it as a Problem with status "damaged"."""
+    if on_damaged not in ("raise", "list"):
+        raise ValueError("on_damaged must be 'raise' or 'list'")
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such results directory")
+    base, files, tmps = _run_files(root)
+    runs, problems = [], []
+    for p in files:
+        try:
+            status, attrs = read_status(p)
+            if attrs.get("kind", "prune") != "prune":
+                continue
+            if status == "complete":
+                runs.append(load_run(p))
+            else:
+                reason = str(attrs.get("error", "")) or ("the task did not finish" if status == "incomplete" else "")
+                problems.append(Problem(p, status, reason, attrs))
+        except DamagedRunError as e:
+            if on_damaged == "raise":
+                raise
+            problems.append(Problem(p, "damaged", e.reason))
+    for p in tmps:
+        final = p.with_name(p.name[: -len(".tmp")])
+        if final.exists():
+            continue  # a rerun is writing over a finished file
+        attrs = {}
+        try:
+            _, attrs = read_status(p)
+        except DamagedRunError:
+            pass
+        problems.append(Problem(p, "incomplete", "only a .tmp file: the task is running or its writer was killed", attrs))
+    # Work folders whose task has no result anywhere (a task that started and then stopped).
+    work = root / "work"
+    if work.is_dir():
+        have = {p.name[:-3] for p in files} | {p.name[:-7] for p in tmps}
+        dense = {p.stem for p in (root / "dense").glob("*.h5")} if (root / "dense").is_dir() else set()
+        for d in sorted(work.iterdir()):
+            if d.is_dir() and d.name not in have and d.name not in dense and any(d.iterdir()):
+                problems.append(Problem(d, "no result", "a work folder (checkpoints) but no result file",
+                                        {"run_id": d.name}))
+    runs.sort(key=lambda r: (r.dataset, r.arch, -r.budget, r.method, r.seed))
+    return ResultSet(root=root, runs=runs, problems=problems)
+
+
+def dense_files(results_dir) -> dict:
+    """dense_id -> path of the complete dense model files of a results directory."""
+    d = Path(results_dir) / "dense"
+    out = {}
+    if d.is_dir():
+        for p in sorted(d.glob("*.h5")):
+            out[p.stem] = p
+    return out
+
+
+def is_pass(method: str) -> bool:
+    return method in PASS_METHODS or method.startswith("pass")
+
+
+def relpath(p, start) -> str:
+    try:
+        return os.path.relpath(p, start)
+    except ValueError:
+        return str(p)

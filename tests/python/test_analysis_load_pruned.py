@@ -1,0 +1,81 @@
+"""analysis/load_pruned.py on the run files of a tiny real sweep (conftest.analysis_sweep).
+
+The pruned model rebuilt in PyTorch is evaluated on the very test images passlab evaluated
+(the first data.limit_test images of the store, normalised with the store's mean/std); its mean
+cross-entropy and top-1 must equal the /summary test_loss and top1 that passlab's C++ forward
+produced. (tests/analysis/test_load_pruned.cpp compares logits directly, for every architecture.)
+"""
+import pathlib
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from analysis.load_pruned import load_pruned  # noqa: E402
+from analysis.runs import DamagedRunError  # noqa: E402
+
+
+def store_test_split(store, n):
+    with h5py.File(store, "r") as f:
+        x = f["test/images"][:n].astype(np.float32) / 255.0  # [N, H, W, C]
+        y = f["test/labels"][:n]
+        mean = np.asarray(f.attrs["mean"], dtype=np.float32)
+        std = np.asarray(f.attrs["std"], dtype=np.float32)
+    x = (x - mean) / std
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))), torch.from_numpy(y)
+
+
+def test_pruned_model_reproduces_passlab_test_metrics(analysis_sweep):
+    files = sorted((analysis_sweep["results"] / "runs").glob("*.h5"))
+    x, y = store_test_split(analysis_sweep["store"], 64)
+    torch.set_num_threads(2)
+    for p in files:
+        model, info = load_pruned(p, return_info=True)
+        with h5py.File(p, "r") as f:
+            summary = dict(f["summary"].attrs)
+            keep = {g: int(f["keep"][g].shape[0]) for g in f["keep"]}
+            n_test = 64
+        # The widths are the file's: each group's producing conv has the kept channel count.
+        mods = dict(model.named_modules())
+        for g, k in keep.items():
+            assert mods[g].out_channels == k, (p.name, g)
+        assert info.macs == int(summary["macs"]) and info.input_size == 14 and info.stem == "cifar"
+        with torch.no_grad():
+            logits = model(x)
+        loss = torch.nn.functional.cross_entropy(logits, y).item()
+        top1 = (logits.argmax(1) == y).double().mean().item()
+        assert loss == pytest.approx(float(summary["test_loss"]), rel=1e-4), p.name
+        assert abs(top1 - float(summary["top1"])) <= 1.0 / n_test + 1e-12, p.name  # a tie may flip one image
+
+
+def test_dense_model_file_loads_too(analysis_sweep):
+    dense = sorted((analysis_sweep["results"] / "dense").glob("*.h5"))
+    assert len(dense) == 2
+    x, y = store_test_split(analysis_sweep["store"], 64)
+    for p in dense:
+        model, info = load_pruned(p, return_info=True)
+        assert info.kind == "dense" and info.input_size == 14  # inferred from /summary macs
+        with h5py.File(p, "r") as f:
+            want = float(f["summary"].attrs["top1"])
+        with torch.no_grad():
+            top1 = (model(x).argmax(1) == y).double().mean().item()
+        assert abs(top1 - want) <= 1.0 / 64 + 1e-12
+
+
+def test_load_cli_describes_the_run(analysis_sweep, capsys):
+    from analysis.__main__ import main
+    p = sorted((analysis_sweep["results"] / "runs").glob("*.h5"))[0]
+    assert main(["load", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "resnet20 (cifar stem)" in out and "layer1.0.conv1" in out
+
+
+def test_unreadable_file_is_named(tmp_path):
+    bad = tmp_path / "broken.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    with pytest.raises(DamagedRunError, match="broken.h5"):
+        load_pruned(bad)
