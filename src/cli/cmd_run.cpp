@@ -7,6 +7,7 @@
 #include "passlab/core/error.hpp"
 #include "passlab/core/process.hpp"
 #include "passlab/dist/runtime.hpp"
+#include "passlab/sweep/plan.hpp"
 #include "passlab/sweep/runner.hpp"
 
 namespace passlab::cli {
@@ -44,7 +45,19 @@ Command add_run_command(CLI::App& app) {
                           t.data.dataset.c_str(), t.model.arch.c_str(), t.prune.method.c_str(), t.prune.budget,
                           static_cast<long long>(t.experiment.seed));
             if (o->dry_run) {
-              if (leader) std::printf("dry run: the configuration is valid and plans %zu tasks.\n", tasks.size());
+              if (leader) {
+                auto plan = sweep::make_plan(c);
+                double work = 0;
+                std::string order;
+                for (auto& t : plan.tasks) {
+                  work += t.cost;
+                  if (order.size() < 400) order += (order.empty() ? "" : ", ") + std::string(t.kind_name()) + " " + t.id;
+                }
+                std::printf("hand-out order (longest critical path first): %s%s\n", order.c_str(),
+                            order.size() >= 400 ? ", ..." : "");
+                std::printf("estimated work: %.3g MAC (3 x forward MACs x images, every stage of every task)\n", work);
+                std::printf("dry run: the configuration is valid and plans %zu tasks.\n", tasks.size());
+              }
               return 0;
             }
             dist::Runtime rt(c.dist);

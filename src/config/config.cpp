@@ -423,6 +423,9 @@ std::vector<Config> expand_tasks(const Config& cfg) {
             Config t = cfg;
             t.data.dataset = d;
             t.model.arch = a;
+            // One pretrained file per architecture: "weights/{arch}_imagenet.h5".
+            for (size_t at; (at = t.model.pretrained.find("{arch}")) != std::string::npos;)
+              t.model.pretrained.replace(at, 6, a);
             t.experiment.seed = seed;
             t.prune.budget = b;
             t.prune.method = m;

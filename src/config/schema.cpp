@@ -140,7 +140,7 @@ std::vector<FieldSpec> make_fields() {
   choices(model(&ModelConfig::arch, "arch", "Architecture (sweep.archs overrides it)."), known_archs());
   choices(model(&ModelConfig::stem, "stem", "ResNet stem: cifar (3x3, no max-pool), imagenet (7x7 + max-pool), auto (cifar below 64 px)."),
           {"auto", "cifar", "imagenet"});
-  model(&ModelConfig::pretrained, "pretrained", "HDF5 weights (analysis/export_torchvision.py) to start the dense model from; the head is replaced when class counts differ.");
+  model(&ModelConfig::pretrained, "pretrained", "HDF5 weights (analysis/export_torchvision.py) to start the dense model from; the head is replaced when class counts differ. \"{arch}\" is replaced by each task's architecture (e.g. \"weights/{arch}_imagenet.h5\").");
   // [dense], [finetune]
   size_t before = b.out.size();
   add_train(b, "dense", &Config::dense, nullptr);

@@ -201,3 +201,39 @@ TEST(SweepLaunch, FailureInATwoRankGroupIsIsolatedAndInspectFindsDamage) {
   auto one = test::run_command(binary() + " inspect --check " + victim.string());
   EXPECT_EQ(one.exit_code, 1) << one.output;
 }
+
+TEST(SweepLaunch, Sigusr1StopsAfterTheCurrentTaskAndARelaunchFinishes) {
+  test::TempDir dir;
+  auto toml = setup(dir, "budgets = [0.5, 0.3]\n");
+  auto plan = sweep::make_plan(config::load_file(toml));
+  const std::string dense = plan.tasks[0].id;
+  const fs::path results = dir.path() / "results", go = dir.path() / "go";
+  // The dense task waits for `go`; SIGUSR1 arrives (forwarded by mpirun) while it runs.
+  pid_t job = spawn_group("PASSLAB_TEST_HOLD_TASK='" + dense + "=" + go.string() + "' exec " +
+                          mpirun(1, {"PASSLAB_TEST_HOLD_TASK"}) + binary() + " run " + toml.string() + " > " +
+                          (dir.path() / "first.log").string() + " 2>&1");
+  ASSERT_GT(job, 0);
+  int status = 0;
+  while (test::count_events(test::read_journal(results), "start", dense) == 0) {
+    ASSERT_NE(waitpid(job, &status, WNOHANG), job) << test::read_text(dir.path() / "first.log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(kill(job, SIGUSR1), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let mpirun forward it before the task ends
+  test::write_text(go, "");
+  ASSERT_EQ(waitpid(job, &status, 0), job);
+  const std::string log = test::read_text(dir.path() / "first.log");
+  ASSERT_TRUE(WIFEXITED(status)) << log;
+  EXPECT_EQ(WEXITSTATUS(status), 75) << log;
+  EXPECT_NE(log.find("stopped by a signal"), std::string::npos) << log;
+  EXPECT_EQ(sweep::read_state(plan.tasks[0].path).kind, sweep::ResultState::Kind::complete) << log;
+  // No new task after the signal was seen: normally none after the dense one, at worst one more.
+  int left = 0;
+  for (auto& t : plan.tasks) left += !fs::exists(t.path);
+  EXPECT_GE(left, 1) << log;
+  EXPECT_TRUE(fs::is_empty(results / "claims")) << "claims left behind";
+
+  auto r = test::run_command(mpirun(1) + binary() + " run " + toml.string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  for (auto& t : plan.tasks) EXPECT_EQ(sweep::read_state(t.path).kind, sweep::ResultState::Kind::complete) << t.id;
+}

@@ -73,6 +73,21 @@ TEST(SweepPlan, OneDenseTaskPerModelAndDependencyOrder) {
   EXPECT_DOUBLE_EQ(sweep::train_images(base), 108.0);  // 120 train images, 10 % held out
 }
 
+TEST(SweepPlan, PretrainedWeightsPerArchitecture) {
+  test::TempDir dir;
+  test::write_store(dir.path() / "tiny.h5", 120, 40);
+  auto cfg = test::tiny_sweep(dir.path(), "archs = [\"resnet18\", \"vgg16_bn\"]\n");
+  cfg.model.pretrained = "weights/{arch}_imagenet.h5";
+  cfg.model.stem = "imagenet";
+  cfg.data.input_size = 64;
+  auto plan = sweep::make_plan(cfg);
+  ASSERT_EQ(plan.tasks.size(), 4u);
+  for (auto& t : plan.tasks) EXPECT_EQ(t.cfg.model.pretrained, "weights/" + t.cfg.model.arch + "_imagenet.h5");
+  // VGG-16 costs more than ResNet-18 at the same input (about 8x): its dense task comes first.
+  EXPECT_EQ(plan.tasks[0].cfg.model.arch, "vgg16_bn");
+  EXPECT_EQ(plan.tasks[0].kind, sweep::Task::Kind::dense);
+}
+
 TEST(SweepRunner, RelaunchSkipsCompleteFilesAndRedoesDamagedOnes) {
   test::TempDir dir;
   test::write_store(dir.path() / "tiny.h5", 120, 40);
