@@ -3,7 +3,7 @@
 // data-parallel scaling from 1 to N ranks. Prints one JSON document on rank 0.
 //
 //   mpirun -np 2 --oversubscribe --bind-to none build/bench/bench_train_throughput [--steps 4] [--warmup 1]
-//       [--models resnet18,resnet20] [--no-python] [--python-tcmalloc]
+//       [--models resnet18,resnet20] [--threads T (default: all cores)] [--no-python] [--python-tcmalloc]
 //
 // Models: ResNet-18 (CIFAR stem, 3x32x32, batch 128) and ResNet-20 on Fashion-MNIST-sized input
 // (1x28x28, batch 128), both from passlab::models::make_model. The step is the Trainer's: SGD
@@ -13,6 +13,7 @@
 // all cores; passlab 1 rank × 1 thread; passlab N ranks × 1 thread (same global batch).
 #include <ATen/ATen.h>
 #include <dlfcn.h>
+#include <sys/resource.h>
 #include <sched.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -91,8 +92,17 @@ void quiet_barrier(MPI_Comm comm) {
   }
 }
 
+int64_t minor_faults() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_minflt;
+}
+
 // Images/s of the passlab Trainer: `batch` per rank on `comm`, with `threads` intra-op threads.
-double passlab_ips(const ModelCase& m, int64_t batch, int threads, dist::Communicator& comm, int warmup, int steps) {
+// `faults_per_step` (optional): minor page faults per timed step on this rank — the allocator
+// signature (glibc returns large buffers to the OS and faults them back every step).
+double passlab_ips(const ModelCase& m, int64_t batch, int threads, dist::Communicator& comm, int warmup, int steps,
+                   double* faults_per_step = nullptr) {
   at::set_num_threads(threads);
   torch::manual_seed(0);
   auto net = models::make_model(m.arch, 10, m.in_ch, m.size, "cifar");
@@ -109,15 +119,21 @@ double passlab_ips(const ModelCase& m, int64_t batch, int threads, dist::Communi
   train::Trainer t(*net, comm, o);
   std::vector<Clock::time_point> starts;
   Clock::time_point end;
+  int64_t faults0 = 0, faults1 = 0;
   t.set_step([&](const data::Batch& b) {
+    if (int(starts.size()) == warmup) faults0 = minor_faults();
     starts.push_back(Clock::now());
     at::Tensor logits = net->forward(b.images);
     return train::StepOutput{train::cross_entropy(logits, b.labels), logits};
   });
-  t.on_epoch_end([&](const train::EpochStats&) { end = Clock::now(); });
+  t.on_epoch_end([&](const train::EpochStats&) {
+    end = Clock::now();
+    faults1 = minor_faults();
+  });
   FixedSource src(at::randn({batch, m.in_ch, m.size, m.size}), at::randint(0, 10, {batch}, at::kLong), warmup + steps);
   t.fit(src);
   double s = std::chrono::duration<double>(end - starts.at(size_t(warmup))).count();
+  if (faults_per_step) *faults_per_step = double(faults1 - faults0) / steps;
   return double(batch * comm.size() * steps) / s;
 }
 
@@ -153,13 +169,14 @@ double pytorch_ips(const ModelCase& m, int64_t batch, int threads, int warmup, i
 }  // namespace
 
 int main(int argc, char** argv) {
-  int warmup = 1, steps = 4;
+  int warmup = 1, steps = 4, threads = 0;
   bool python = true, python_tcmalloc = false;
   std::vector<ModelCase> cases = {{"resnet18", 3, 32}, {"resnet20", 1, 28}};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--steps" && i + 1 < argc) steps = std::atoi(argv[++i]);
     else if (a == "--warmup" && i + 1 < argc) warmup = std::atoi(argv[++i]);
+    else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (a == "--no-python") python = false;
     else if (a == "--python-tcmalloc") python_tcmalloc = true;
     else if (a == "--models" && i + 1 < argc) {
@@ -181,7 +198,7 @@ int main(int argc, char** argv) {
     auto self = dist::make_mpi_communicator(MPI_COMM_SELF);
     // All cores of the node (run with `mpirun --bind-to none`: Open MPI binds each rank to one
     // core by default, and a rank's threads could not use the others).
-    const int all_cores = std::max(1, int(std::thread::hardware_concurrency()));
+    const int all_cores = threads > 0 ? threads : std::max(1, int(std::thread::hardware_concurrency()));
     if (cores() < all_cores && rt.world_rank() == 0)
       std::fprintf(stderr, "warning: this rank may use %d of %d cores (launch with --bind-to none)\n", cores(), all_cores);
     const int64_t batch = 128;
@@ -190,9 +207,9 @@ int main(int argc, char** argv) {
        << ", \"cores\": " << all_cores << ", \"warmup\": " << warmup << ", \"steps\": " << steps << ", \"results\": [";
     for (size_t c = 0; c < cases.size(); ++c) {
       const auto& m = cases[c];
-      double pl = 0, py = -1, py_tc = -1, one = 0, many = 0;
+      double pl = 0, py = -1, py_tc = -1, one = 0, many = 0, faults = 0;
       std::string raw, raw_tc;
-      if (rt.world_rank() == 0) pl = passlab_ips(m, batch, all_cores, *self, warmup, steps);
+      if (rt.world_rank() == 0) pl = passlab_ips(m, batch, all_cores, *self, warmup, steps, &faults);
       quiet_barrier(rt.world());
       if (rt.world_rank() == 0 && python) py = pytorch_ips(m, batch, all_cores, warmup, steps, false, &raw);
       if (rt.world_rank() == 0 && python_tcmalloc) py_tc = pytorch_ips(m, batch, all_cores, warmup, steps, true, &raw_tc);
@@ -207,8 +224,11 @@ int main(int argc, char** argv) {
         if (py < 0 && python) std::fprintf(stderr, "pytorch reference failed:\n%s\n", raw.c_str());
         js << (c ? ", " : "") << "{\"arch\": \"" << m.arch << "\", \"input\": [" << m.in_ch << ", " << m.size << ", " << m.size
            << "], \"batch\": " << batch << ", \"threads\": " << all_cores << ", \"passlab_images_per_s\": " << pl
-           << ", \"pytorch_images_per_s\": " << py;
-        if (python_tcmalloc) js << ", \"pytorch_tcmalloc_images_per_s\": " << py_tc;
+           << ", \"passlab_minor_faults_per_step\": " << faults << ", \"pytorch_images_per_s\": " << py
+           << ", \"pytorch_minor_faults_per_step\": " << json_number(raw, "minor_faults_per_step");
+        if (python_tcmalloc)
+          js << ", \"pytorch_tcmalloc_images_per_s\": " << py_tc << ", \"pytorch_tcmalloc_minor_faults_per_step\": "
+             << json_number(raw_tc, "minor_faults_per_step");
         js << ", \"passlab_over_pytorch\": " << (py > 0 ? pl / py : -1);
         if (rt.world_size() > 1)
           js << ", \"scaling\": {\"one_rank_one_thread_images_per_s\": " << one << ", \"ranks\": " << rt.world_size()

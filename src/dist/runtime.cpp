@@ -247,8 +247,11 @@ Runtime::Runtime(const RuntimeOptions& opt, int* argc, char*** argv) {
     device_ = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
   }
 
-  // Intra-op threads: ranks × threads ≤ cores on this node.
-  threads_ = opt.threads_per_rank > 0 ? int(opt.threads_per_rank) : std::max(1, usable_cores() / local_size_);
+  // Intra-op threads: ranks × threads ≤ cores on this node, and no more than the cores this
+  // rank is bound to (mpirun/srun binding: the affinity mask is then already per rank).
+  const int hw = std::max(1, int(std::thread::hardware_concurrency()));
+  threads_ = opt.threads_per_rank > 0 ? int(opt.threads_per_rank)
+                                      : std::max(1, std::min(usable_cores(), hw / local_size_));
   at::set_num_threads(threads_);
 
   timeout_s_ = opt.timeout_s;

@@ -25,7 +25,7 @@ namespace passlab::dist {
 struct RuntimeOptions {
   int64_t ranks_per_run = 1;    // <= 0: the whole world is one group
   std::string device = "auto";  // auto | cpu | cuda
-  int64_t threads_per_rank = 0; // 0: cores on this node / local ranks (at least 1)
+  int64_t threads_per_rank = 0; // 0: min(cores bound to this rank, cores on this node / local ranks), at least 1
   double timeout_s = 600.0;     // a collective that takes longer aborts the job (0: never)
   static RuntimeOptions from(const config::DistConfig& c);
 };
