@@ -1,0 +1,75 @@
+# Sourced by the slurm/*.sbatch templates: runs `passlab run CONFIG [options]` as one srun step
+# (one rank per task, one GPU per rank), and handles preemption and the time limit:
+#   * SIGUSR1 (sent by `#SBATCH --signal=B:USR1@300` before the time limit, or by
+#     `scancel --signal=USR1 --batch JOB`) and SIGTERM are forwarded to the ranks as SIGUSR1:
+#     they finish the task they are running and exit 75 without taking a new one;
+#   * if they have not exited after PASSLAB_STOP_GRACE seconds (default 240), the job is
+#     requeued anyway: the running task resumes from its last epoch checkpoint;
+#   * a job stopped this way is requeued (`scontrol requeue`); the relaunch skips finished
+#     tasks and takes over the claims of the killed ones.
+# Environment: PASSLAB_ROOT (checkout; default $SLURM_SUBMIT_DIR), PASSLAB_BIN (default
+# $PASSLAB_ROOT/build/passlab), PASSLAB_RANKS_PER_RUN (ranks per task; default the config's),
+# PASSLAB_SRUN_ARGS (extra srun arguments), PASSLAB_STOP_GRACE, PASSLAB_NO_REQUEUE=1.
+set -uo pipefail
+if [ $# -lt 1 ]; then
+  echo "usage: sbatch $0 CONFIG.toml [passlab run options]" >&2
+  exit 2
+fi
+passlab_root="${PASSLAB_ROOT:-${SLURM_SUBMIT_DIR:-$(pwd)}}"
+passlab_bin="${PASSLAB_BIN:-$passlab_root/build/passlab}"
+cd "$passlab_root" || exit 2
+passlab_config="$1"
+shift
+passlab_args=()
+if [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then passlab_args+=(--set "dist.threads_per_rank=$SLURM_CPUS_PER_TASK"); fi
+if [ -n "${PASSLAB_RANKS_PER_RUN:-}" ]; then passlab_args+=(--set "dist.ranks_per_run=$PASSLAB_RANKS_PER_RUN"); fi
+
+echo "passlab: job ${SLURM_JOB_ID:-?}${SLURM_ARRAY_TASK_ID:+ (array task $SLURM_ARRAY_TASK_ID)}," \
+     "restart ${SLURM_RESTART_COUNT:-0}, ${SLURM_NTASKS:-?} rank(s) on ${SLURM_JOB_NODELIST:-?}: $passlab_config $*"
+
+passlab_stopping=0
+passlab_deadline=0
+passlab_step=""
+passlab_on_signal() {
+  if [ "$passlab_stopping" = 0 ]; then
+    passlab_stopping=1
+    passlab_deadline=$(( $(date +%s) + ${PASSLAB_STOP_GRACE:-240} ))
+    echo "passlab: $1 received: the ranks finish their current task, then the job is requeued"
+    if [ -n "$passlab_step" ]; then kill -USR1 "$passlab_step" 2>/dev/null; fi
+  fi
+}
+trap 'passlab_on_signal USR1' USR1
+trap 'passlab_on_signal TERM' TERM
+
+passlab_requeue() {
+  if [ "${PASSLAB_NO_REQUEUE:-0}" = 1 ] || [ -z "${SLURM_JOB_ID:-}" ]; then
+    echo "passlab: not requeued (PASSLAB_NO_REQUEUE or no job): relaunch to continue"
+    return
+  fi
+  echo "passlab: requeueing job $SLURM_JOB_ID"
+  scontrol requeue "$SLURM_JOB_ID"
+}
+
+# srun forwards SIGUSR1 to every rank of the step. --mpi=pmix: Debian's Open MPI has no PMI2.
+# shellcheck disable=SC2086
+srun --mpi=pmix --kill-on-bad-exit=1 ${PASSLAB_SRUN_ARGS:-} \
+  "$passlab_bin" run "$passlab_config" "${passlab_args[@]}" "$@" &
+passlab_step=$!
+while kill -0 "$passlab_step" 2>/dev/null; do
+  if [ "$passlab_stopping" = 1 ] && [ "$(date +%s)" -ge "$passlab_deadline" ]; then
+    echo "passlab: the current task did not end within ${PASSLAB_STOP_GRACE:-240} s; requeueing now" \
+         "(it resumes from its last epoch checkpoint)"
+    passlab_requeue
+    exit 0
+  fi
+  sleep 2 &
+  wait $! 2>/dev/null
+done
+wait "$passlab_step"
+passlab_rc=$?
+echo "passlab: step exited with $passlab_rc"
+if [ "$passlab_rc" = 75 ] || [ "$passlab_stopping" = 1 ]; then
+  passlab_requeue
+  exit 0
+fi
+exit "$passlab_rc"
