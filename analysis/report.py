@@ -65,13 +65,17 @@ def aggregate(result: runs_mod.ResultSet, decimals: int = 2):
     by_cell = defaultdict(list)
     for r in result.runs:
         by_cell[(r.dataset, r.arch, r.budget, r.method)].append(r)
+    # Cells are matched at 0.01 % of budget: the sweep journal records budgets as whole percents.
     excluded = defaultdict(int)
     for p in result.problems:
         try:
-            key = (p.attrs["dataset"], p.attrs["arch"], float(p.attrs["budget"]), p.attrs["method"])
+            key = (p.attrs["dataset"], p.attrs["arch"], round(100 * float(p.attrs["budget"]), 2), p.attrs["method"])
         except (KeyError, TypeError, ValueError):
             continue
         excluded[key] += 1
+    exact = {(k[0], k[1], round(100 * k[2], 2), k[3]): k[2] for k in by_cell}
+    excluded = {(k[0], k[1], exact.get(k, k[2] / 100), k[3]): v for k, v in excluded.items()}
+    excluded = {k: v for k, v in excluded.items() if k[3] != "(dense)"}
     methods = sorted({k[3] for k in by_cell} | {k[3] for k in excluded}, key=_method_order)
     row_keys = sorted({k[:3] for k in by_cell} | {k[:3] for k in excluded}, key=lambda k: (k[0], k[1], -k[2]))
     rows = []

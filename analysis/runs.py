@@ -217,17 +217,70 @@ def scan(results_dir, on_damaged: str = "raise") -> ResultSet:
         except DamagedRunError:
             pass
         problems.append(Problem(p, "incomplete", "only a .tmp file: the task is running or its writer was killed", attrs))
-    # Work folders whose task has no result anywhere (a task that started and then stopped).
+    dense_dir = root / "dense"
+    dense_ids = set()
+    if dense_dir.is_dir():
+        for p in sorted(dense_dir.glob("*.h5")):
+            dense_ids.add(p.stem)
+            try:
+                status, attrs = read_status(p)
+            except DamagedRunError as e:
+                if on_damaged == "raise":
+                    raise
+                problems.append(Problem(p, "damaged", e.reason + " (a dense model: its prune tasks cannot run)"))
+                continue
+            if status != "complete":
+                err = str(attrs.get("error", "")) or "the task did not finish"
+                problems.append(Problem(p, status, f"dense model {status}: {err} (its prune tasks are blocked)",
+                                        {**attrs, "run_id": attrs.get("dense_id", p.stem), "method": "(dense)"}))
+    have = {p.name[:-3] for p in files} | {p.name[:-7] for p in tmps} | dense_ids
+    # Tasks the sweep journal says started but that left no result file (killed, or running).
+    for rid, info in _journal_started(root / "journal.tsv").items():
+        if rid in have:
+            continue
+        have.add(rid)
+        claimed = (root / "claims" / f"{rid}.claim").exists()
+        where = root / ("dense" if info.get("method") == "(dense)" else "runs") / f"{rid}.h5"
+        problems.append(Problem(where, "incomplete", f"started {info['started']} ({info['detail']}), no result file"
+                                + (" — still claimed: running, or its launcher died" if claimed else ""),
+                                {k: v for k, v in info.items() if k not in ("started", "detail")}))
+    # Work folders (checkpoints) of tasks with no result anywhere.
     work = root / "work"
     if work.is_dir():
-        have = {p.name[:-3] for p in files} | {p.name[:-7] for p in tmps}
-        dense = {p.stem for p in (root / "dense").glob("*.h5")} if (root / "dense").is_dir() else set()
         for d in sorted(work.iterdir()):
-            if d.is_dir() and d.name not in have and d.name not in dense and any(d.iterdir()):
-                problems.append(Problem(d, "no result", "a work folder (checkpoints) but no result file",
+            if d.is_dir() and d.name not in have and any(d.iterdir()):
+                problems.append(Problem(d, "incomplete", "a work folder (checkpoints) but no result file",
                                         {"run_id": d.name}))
     runs.sort(key=lambda r: (r.dataset, r.arch, -r.budget, r.method, r.seed))
     return ResultSet(root=root, runs=runs, problems=problems)
+
+
+_JOURNAL_PRUNE = re.compile(r"^(\S+) (\d+(?:\.\d+)?)% (\S+) (\S+) seed (-?\d+)")
+_JOURNAL_DENSE = re.compile(r"^dense (\S+) (\S+) seed (-?\d+)")
+
+
+def _journal_started(path: Path) -> dict:
+    """task id -> what journal.tsv (utc, holder, event, id, detail) says of tasks that started;
+    detail of a start event: "<method> <pct>% <arch> <dataset> seed <s> attempt <k>" or
+    "dense <arch> <dataset> seed <s> attempt <k>"."""
+    out = {}
+    if not path.is_file():
+        return out
+    for line in path.read_text(errors="replace").splitlines():
+        parts = line.split("\t")
+        if len(parts) < 5 or parts[2] != "start":
+            continue
+        t, _holder, _ev, rid, detail = parts[:5]
+        info = {"run_id": rid, "started": t, "detail": detail}
+        m = _JOURNAL_DENSE.match(detail)
+        if m:
+            info.update(method="(dense)", arch=m[1], dataset=m[2], seed=int(m[3]))
+        else:
+            m = _JOURNAL_PRUNE.match(detail)
+            if m:
+                info.update(method=m[1], budget=float(m[2]) / 100, arch=m[3], dataset=m[4], seed=int(m[5]))
+        out[rid] = info
+    return out
 
 
 def dense_files(results_dir) -> dict:

@@ -3,7 +3,9 @@
 analysis_sweep (session scope): a tiny real passlab sweep, made once per test session by the
 passlab binary (PASSLAB_BINARY, set by ctest; else build/passlab): Fashion-MNIST from Debian
 resized to 14 px, ResNet-20, methods pass and l1_global, budgets 60 % and 40 % of MACs, seeds 0
-and 1 (2 dense models, 8 prune runs). Skipped when the binary or the dataset is missing.
+and 1 (2 dense models, 8 prune runs), plus one random_uniform task (60 %, seed 0) that is made to
+fail (PASSLAB_TEST_FAIL_TASK) so that the sweep leaves a real failure record. Skipped when the
+binary or the dataset is missing.
 """
 import os
 import pathlib
@@ -42,8 +44,9 @@ latency_repeats = 1
 latency_warmup = 1
 [sweep]
 budgets = [0.6, 0.4]
-methods = ["pass", "l1_global"]
+methods = ["pass", "l1_global", "random_uniform"]
 seeds = [0, 1]
+exclude = [{{ method = "random_uniform", budget = 0.4 }}, {{ method = "random_uniform", seed = 1 }}]
 [dist]
 ranks_per_run = 1
 [output]
@@ -58,7 +61,8 @@ def passlab_binary():
 
 @pytest.fixture(scope="session")
 def analysis_sweep(tmp_path_factory):
-    """dict(results=<output.dir>, store=<store .h5>, config=<toml path>) of the tiny sweep."""
+    """dict(results=<output.dir>, store=<store .h5>, config=<toml path>, failed_id=<run id of the
+    task made to fail>, injected=<whether this passlab honours PASSLAB_TEST_FAIL_TASK>)."""
     binary = passlab_binary()
     if binary is None:
         pytest.skip("passlab binary not found (set PASSLAB_BINARY or build build/passlab)")
@@ -71,11 +75,18 @@ def analysis_sweep(tmp_path_factory):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     cfg.write_text(SWEEP_TOML.format(store=store, out=out))
+    plan = subprocess.run([binary, "run", str(cfg), "--dry-run"], env=env, capture_output=True, text=True)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    failed_id = next(line.split()[0] for line in plan.stdout.splitlines() if " random_uniform " in line)
+    env["PASSLAB_TEST_FAIL_TASK"] = failed_id + "@99"
     r = subprocess.run([binary, "run", str(cfg)], env=env, capture_output=True, text=True)
-    assert r.returncode == 0, f"passlab run failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+    # Exit status 1: some task failed (the injected one); anything else is a real problem.
+    assert r.returncode in (0, 1), f"passlab run failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
     runs = sorted((out / "runs").glob("*.h5"))
-    assert len(runs) == 8, [p.name for p in runs]
-    return {"results": out, "store": store, "config": cfg}
+    assert len(runs) == 9, [p.name for p in runs]
+    injected = "injected failure" in r.stdout + r.stderr
+    assert (r.returncode == 1) == injected, r.stdout[-4000:] + r.stderr[-4000:]
+    return {"results": out, "store": store, "config": cfg, "failed_id": failed_id, "injected": injected}
 
 
 def run_analysis(*args, cwd=ROOT):
