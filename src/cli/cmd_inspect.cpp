@@ -60,7 +60,7 @@ Command add_inspect_command(CLI::App& app) {
   sub->add_option("path", o->path, "Results directory, run file, dense file, sweep.h5 or dataset store")->required();
   sub->add_flag("--check", o->check,
                 "Validate every result file (or this file): exit 1 naming each damaged one");
-  sub->add_flag("--tree", o->tree, "For a file: print its groups, datasets and attributes (the default for a file)");
+  sub->add_flag("--tree", o->tree, "For sweep.h5: print its groups and links instead of the sweep table");
   sub->add_flag("--index", o->index, "For a results directory: also rebuild its sweep.h5 index");
   return {sub, [o](const Context&) {
             namespace fs = std::filesystem;
@@ -82,6 +82,23 @@ Command add_inspect_command(CLI::App& app) {
               return 0;
             }
             io::File f = io::File::open(p);
+            std::string kind;
+            if (f.root().has_attr("kind")) {
+              try {
+                kind = f.root().attr_string("kind");
+              } catch (const IOError&) {
+              }
+            }
+            if (kind == "sweep_index" && !o->tree) {  // the sweep it indexes, read afresh
+              auto rows = sweep::scan_rows(p.parent_path().empty() ? fs::path(".") : p.parent_path());
+              std::printf("%s", sweep::format_table(rows).c_str());
+              std::printf("%zu result file(s): %s\n", rows.size(), sweep::count_line(rows).c_str());
+              return 0;
+            }
+            if (kind == "dense" || kind == "prune") {
+              auto row = sweep::read_row(p, p.parent_path().parent_path());
+              std::printf("%s\n", sweep::format_table({row}).c_str());
+            }
             std::printf("%s\n", o->path.c_str());
             print_group(f.root(), 1);
             return 0;

@@ -189,6 +189,14 @@ TEST(SweepLaunch, FailureInATwoRankGroupIsIsolatedAndInspectFindsDamage) {
   EXPECT_NE(table.output.find("injected failure"), std::string::npos) << table.output;
   EXPECT_NE(table.output.find("3 result file(s): 2 complete, 1 failed, 0 damaged"), std::string::npos) << table.output;
 
+  auto index = test::run_command(binary() + " inspect " + (results / "sweep.h5").string());
+  EXPECT_EQ(index.exit_code, 0) << index.output;
+  EXPECT_NE(index.output.find("2 complete, 1 failed"), std::string::npos) << index.output;
+  auto file = test::run_command(binary() + " inspect " + (results / "runs" / (good + ".h5")).string());
+  EXPECT_EQ(file.exit_code, 0) << file.output;
+  EXPECT_NE(file.output.find("complete  " + good), std::string::npos) << file.output;
+  EXPECT_NE(file.output.find("summary/"), std::string::npos) << file.output;
+
   auto ok = test::run_command(binary() + " inspect --check " + results.string());
   EXPECT_EQ(ok.exit_code, 0) << ok.output;  // a failure record is not damage
   EXPECT_NE(ok.output.find("0 damaged"), std::string::npos) << ok.output;
