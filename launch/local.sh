@@ -55,8 +55,8 @@ else
   # Each rank gets its own block of cores, next to its GPU where the topology says so.
   args+=(--map-by "slot:PE=$threads" --bind-to core)
 fi
-# Pass the environment passlab and NCCL read to every rank.
-for v in $(env | grep -oE '^(PASSLAB_[A-Z0-9_]+|NCCL_[A-Z0-9_]+|CUDA_VISIBLE_DEVICES|OMP_NUM_THREADS)=' | tr -d '='); do
+# Pass the environment passlab, HDF5 and NCCL read to every rank.
+for v in $(env | grep -oE '^(PASSLAB_[A-Z0-9_]+|NCCL_[A-Z0-9_]+|HDF5_USE_FILE_LOCKING|CUDA_VISIBLE_DEVICES|OMP_NUM_THREADS)=' | tr -d '='); do
   args+=(-x "$v")
 done
 # shellcheck disable=SC2206

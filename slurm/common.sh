@@ -20,6 +20,10 @@ passlab_bin="${PASSLAB_BIN:-$passlab_root/build/passlab}"
 cd "$passlab_root" || exit 2
 passlab_config="$1"
 shift
+# Result files are written to a temporary name and renamed, so HDF5's own file locks are not
+# needed, and on NFS/Lustre without flock they make opens fail (a complete file would look
+# damaged and be redone).
+export HDF5_USE_FILE_LOCKING="${HDF5_USE_FILE_LOCKING:-FALSE}"
 passlab_args=()
 if [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then passlab_args+=(--set "dist.threads_per_rank=$SLURM_CPUS_PER_TASK"); fi
 if [ -n "${PASSLAB_RANKS_PER_RUN:-}" ]; then passlab_args+=(--set "dist.ranks_per_run=$PASSLAB_RANKS_PER_RUN"); fi
