@@ -18,4 +18,4 @@ if [ ! -f data/fashion_mnist.h5 ]; then
 fi
 # Two ranks; the runtime gives each cores / local ranks intra-op threads.
 mpirun -np 2 --oversubscribe "$bin" run experiments/quickstart.toml "$@"
-echo "quickstart: finished in $(( $(date +%s) - start )) s; run files in results/quickstart/runs (passlab inspect FILE)"
+echo "quickstart: finished in $(( $(date +%s) - start )) s; table again: $bin inspect results/quickstart"
