@@ -136,7 +136,7 @@ def usual_n(rows) -> int:
 
 def markdown_table(rows, methods, decimals=2) -> str:
     n_usual = usual_n(rows)
-    head = ["dataset", "arch", "MACs kept", "dense top-1"]
+    head = ["dataset", "arch", "MAC budget", "dense top-1"]
     for m in methods:
         head += [f"{m} top-1", f"{m} speed-up"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (1 + 2 * len(methods))) + "|"]
@@ -175,7 +175,7 @@ def latex_table(rows, methods, decimals=2) -> str:
     out.append(" & ".join(h1) + r" \\")
     rules = " ".join(rf"\cmidrule(lr){{{5 + 2 * i}-{6 + 2 * i}}}" for i in range(len(methods)))
     out.append(rules)
-    h2 = ["Dataset", "Arch", "MACs", "Dense"] + ["Top-1", r"$\times$"] * len(methods)
+    h2 = ["Dataset", "Arch", "Budget", "Dense"] + ["Top-1", r"$\times$"] * len(methods)
     out.append(" & ".join(h2) + r" \\")
     out.append(r"\midrule")
     for r in rows:
@@ -265,7 +265,7 @@ def write_excluded_csv(path, result, out_dir):
 def excluded_markdown(result, out_dir) -> str:
     if not result.problems:
         return "None: every run file found is complete.\n"
-    lines = ["| status | run id | dataset | arch | MACs kept | method | seed | reason | file |",
+    lines = ["| status | run id | dataset | arch | MAC budget | method | seed | reason | file |",
              "|---|---|---|---|---|---|---|---|---|"]
     for p in result.problems:
         b = p.get("budget")
@@ -294,6 +294,9 @@ def write_report(results_dir, out_dir, on_damaged="raise", plots=True, decimals=
     md = markdown_table(rows, methods, decimals)
     excl = excluded_markdown(result, out)
     legend = LEGEND.replace("{n}", str(usual_n(rows)))
+    where = sorted({(str(r.summary.get("latency_device", "?")), int(r.summary.get("latency_batch", 0))) for r in result.runs})
+    if where:
+        legend += " Latency measured on " + "; ".join(f"{d}, batch {b}" for d, b in where) + "."
     (out / "tables.md").write_text("# Results\n\n" + legend + "\n\n" + md + "\n## Runs not in the tables\n\n" + excl)
     (out / "tables.tex").write_text(latex_table(rows, methods, decimals))
     write_tables_csv(out / "tables.csv", rows, methods)

@@ -298,7 +298,9 @@ def is_pass(method: str) -> bool:
 
 
 def relpath(p, start) -> str:
+    """p relative to start when it lies below start's parent, else absolute."""
     try:
-        return os.path.relpath(p, start)
+        r = os.path.relpath(p, start)
     except ValueError:
-        return str(p)
+        return str(Path(p).resolve())
+    return r if not r.startswith(os.pardir + os.sep + os.pardir) else str(Path(p).resolve())
