@@ -4,7 +4,8 @@ analysis_sweep (session scope): a tiny real passlab sweep, made once per test se
 passlab binary (PASSLAB_BINARY, set by ctest; else build/passlab): Fashion-MNIST from Debian
 resized to 14 px, ResNet-20, methods pass and l1_global, budgets 60 % and 40 % of MACs, seeds 0
 and 1 (2 dense models, 8 prune runs), plus one random_uniform task (60 %, seed 0) that is made to
-fail (PASSLAB_TEST_FAIL_TASK) so that the sweep leaves a real failure record. Skipped when the
+fail (PASSLAB_TEST_FAIL_TASK) so that the sweep leaves a real failure record. PASS runs keep
+their visual prompt through fine-tuning (finetune.keep_prompt). Skipped when the
 binary or the dataset is missing.
 """
 import os
@@ -38,6 +39,7 @@ log_every = 4
 [finetune]
 epochs = 2
 batch_size = 64
+keep_prompt = true
 [eval]
 latency_batch = 2
 latency_repeats = 1

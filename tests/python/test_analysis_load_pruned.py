@@ -3,7 +3,8 @@
 The pruned model rebuilt in PyTorch is evaluated on the very test images passlab evaluated
 (the first data.limit_test images of the store, normalised with the store's mean/std); its mean
 cross-entropy and top-1 must equal the /summary test_loss and top1 that passlab's C++ forward
-produced. (tests/analysis/test_load_pruned.cpp compares logits directly, for every architecture.)
+produced. PASS runs of the sweep are fine-tuned behind their visual prompt, so those are rebuilt
+with it (load_pruned(..., with_prompt=True)). (tests/analysis/test_load_pruned.cpp compares logits directly, for every architecture.)
 """
 import pathlib
 import sys
@@ -17,6 +18,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from analysis.load_pruned import load_pruned  # noqa: E402
 from analysis.runs import DamagedRunError  # noqa: E402
+
+LOSS_RTOL = 1e-6
 
 
 def store_test_split(store, n):
@@ -39,14 +42,25 @@ def test_pruned_model_reproduces_passlab_test_metrics(analysis_sweep):
     assert len(files) >= 8
     x, y = store_test_split(analysis_sweep["store"], 64)
     torch.set_num_threads(2)
+    prompted = 0
     for p in files:
-        model, info = load_pruned(p, return_info=True)
         with h5py.File(p, "r") as f:
             summary = dict(f["summary"].attrs)
             keep = {g: int(f["keep"][g].shape[0]) for g in f["keep"]}
             n_test = 64
+        model, info = load_pruned(p, return_info=True)
+        if info.keep_prompt:
+            # Fine-tuned and evaluated behind the visual prompt: rebuild that too (mean/std from
+            # the store named in /config), and make sure the prompt matters for these images.
+            bare = model
+            model = load_pruned(p, with_prompt=True)
+            with torch.no_grad():
+                bare_loss = torch.nn.functional.cross_entropy(bare(x), y).item()
+            # Without its prompt the network is measurably off (the prompt path is exercised).
+            assert abs(bare_loss - float(summary["test_loss"])) > 5 * LOSS_RTOL * float(summary["test_loss"]), p.name
+            prompted += 1
         # The widths are the file's: each group's producing conv has the kept channel count.
-        mods = dict(model.named_modules())
+        mods = dict((model.model if info.keep_prompt else model).named_modules())
         for g, k in keep.items():
             assert mods[g].out_channels == k, (p.name, g)
         assert info.macs == int(summary["macs"]) and info.input_size == 14 and info.stem == "cifar"
@@ -54,8 +68,10 @@ def test_pruned_model_reproduces_passlab_test_metrics(analysis_sweep):
             logits = model(x)
         loss = torch.nn.functional.cross_entropy(logits, y).item()
         top1 = (logits.argmax(1) == y).double().mean().item()
-        assert loss == pytest.approx(float(summary["test_loss"]), rel=1e-4), p.name
+        # Same float32 forward as passlab's: observed ~1e-8 relative; the prompt alone moves it ~2e-5.
+        assert loss == pytest.approx(float(summary["test_loss"]), rel=LOSS_RTOL), p.name
         assert abs(top1 - float(summary["top1"])) <= 1.0 / n_test + 1e-12, p.name  # a tie may flip one image
+    assert prompted == 4  # the PASS runs
 
 
 def test_dense_model_file_loads_too(analysis_sweep):

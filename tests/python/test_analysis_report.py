@@ -272,7 +272,7 @@ def test_damaged_file_is_a_clear_error(analysis_sweep, tmp_path, capsys):
 def test_complete_file_missing_its_summary_names_what_is_missing(analysis_sweep, tmp_path, capsys):
     res = tmp_path / "runs"
     shutil.copytree(analysis_sweep["results"] / "runs", res)
-    victim = sorted(res.glob("*.h5"))[0]
+    victim = sorted(p for p in res.glob("*.h5") if p.stem in read_runs(analysis_sweep["results"]))[0]
     with h5py.File(victim, "a") as f:
         del f["summary"].attrs["top1"]
     r = analysis(capsys, "report", tmp_path, "--out", tmp_path / "out")
