@@ -6,7 +6,8 @@
 // uses it: it scales the loss by 1/ranks instead of dividing every gradient).
 // "comm": Communicator::allreduce of one tensor (sum). Prints JSON on rank 0.
 //
-//   mpirun -np 2 --oversubscribe build/bench/bench_allreduce [--max-mib 256] [--backend mpi|nccl]
+//   mpirun -np 2 --oversubscribe build/bench/bench_allreduce [--min-kib 4] [--max-mib 256]
+//       [--backend auto|mpi|nccl] [--bucket-mib 25] [--first-bucket-mib 1] [--iters 7 (at least)]
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -56,12 +57,17 @@ std::vector<double> time_interleaved(const std::vector<std::function<void()>>& f
 }  // namespace
 
 int main(int argc, char** argv) {
-  double max_mib = 256;
+  double max_mib = 256, min_kib = 4, bucket_mib = 25, first_bucket_mib = 1;
+  int min_iters = 7;
   std::string backend = "auto";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--max-mib" && i + 1 < argc) max_mib = std::atof(argv[++i]);
     else if (a == "--backend" && i + 1 < argc) backend = argv[++i];
+    else if (a == "--iters" && i + 1 < argc) min_iters = std::atoi(argv[++i]);
+    else if (a == "--min-kib" && i + 1 < argc) min_kib = std::atof(argv[++i]);
+    else if (a == "--bucket-mib" && i + 1 < argc) bucket_mib = std::atof(argv[++i]);
+    else if (a == "--first-bucket-mib" && i + 1 < argc) first_bucket_mib = std::atof(argv[++i]);
   }
   log::init(log::Level::warn);
   dist::RuntimeOptions ro;
@@ -75,11 +81,12 @@ int main(int argc, char** argv) {
     auto dev = comm->device();
     std::ostringstream js;
     js << "{\"bench\": \"allreduce\", \"backend\": \"" << comm->backend() << "\", \"ranks\": " << n
-       << ", \"dtype\": \"float32\", \"bucket_mib\": 25, \"first_bucket_mib\": 1, \"results\": [";
+       << ", \"dtype\": \"float32\", \"bucket_mib\": " << bucket_mib << ", \"first_bucket_mib\": " << first_bucket_mib
+       << ", \"results\": [";
     bool first = true;
-    for (int64_t bytes = 4096; bytes <= int64_t(max_mib * 1024 * 1024); bytes *= 4) {
+    for (int64_t bytes = int64_t(min_kib * 1024); bytes <= int64_t(max_mib * 1024 * 1024); bytes *= 4) {
       const int64_t numel = bytes / 4;
-      const int iters = int(std::clamp<int64_t>((int64_t(64) << 20) / bytes, 7, 50));
+      const int iters = int(std::clamp<int64_t>((int64_t(64) << 20) / bytes, min_iters, std::max(50, min_iters)));
       // raw MPI_Allreduce (host memory; the MPI backend's baseline)
       at::Tensor raw = at::ones({numel}, at::kFloat);
       // Communicator, one tensor
@@ -95,6 +102,8 @@ int main(int argc, char** argv) {
       }
       dist::ReducerOptions ro;
       ro.average = false;
+      ro.bucket_mib = bucket_mib;
+      ro.first_bucket_mib = first_bucket_mib;
       dist::GradientReducer red(*comm, params, ro);
       for (auto& p : params) p.mutable_grad().fill_(1.0f);
       auto t = time_interleaved(
