@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the slurm/*.sbatch templates: runs `passlab run CONFIG [options]` as one srun step
 # (one rank per task, one GPU per rank), and handles preemption and the time limit:
 #   * SIGUSR1 (sent by `#SBATCH --signal=B:USR1@300` before the time limit, or by
@@ -9,7 +10,11 @@
 #     tasks and takes over the claims of the killed ones.
 # Environment: PASSLAB_ROOT (checkout; default $SLURM_SUBMIT_DIR), PASSLAB_BIN (default
 # $PASSLAB_ROOT/build/passlab), PASSLAB_RANKS_PER_RUN (ranks per task; default the config's),
-# PASSLAB_SRUN_ARGS (extra srun arguments), PASSLAB_STOP_GRACE, PASSLAB_NO_REQUEUE=1.
+# PASSLAB_SRUN_ARGS (extra srun arguments), PASSLAB_STOP_GRACE, PASSLAB_NO_REQUEUE=1, and the
+# site file PASSLAB_SITE (default $PASSLAB_ROOT/slurm/site.env, if present; see
+# slurm/site.env.example): sourced here for PASSLAB_MODULES (`module load`ed), PASSLAB_SETUP
+# (a shell line run before srun) and the variables above. Its resources are applied at submission
+# by slurm/submit.sh.
 set -uo pipefail
 if [ $# -lt 1 ]; then
   echo "usage: sbatch $0 CONFIG.toml [passlab run options]" >&2
@@ -18,6 +23,28 @@ fi
 passlab_root="${PASSLAB_ROOT:-${SLURM_SUBMIT_DIR:-$(pwd)}}"
 passlab_bin="${PASSLAB_BIN:-$passlab_root/build/passlab}"
 cd "$passlab_root" || exit 2
+passlab_site="${PASSLAB_SITE:-$passlab_root/slurm/site.env}"
+if [ -f "$passlab_site" ]; then
+  # shellcheck disable=SC1090
+  source "$passlab_site" || { echo "passlab: cannot source the site file $passlab_site" >&2; exit 2; }
+elif [ -n "${PASSLAB_SITE:-}" ]; then
+  echo "passlab: site file $PASSLAB_SITE not found" >&2
+  exit 2
+fi
+if [ -n "${PASSLAB_MODULES:-}" ]; then
+  set +u  # environment-module implementations read unset variables
+  # shellcheck disable=SC2086
+  module load ${PASSLAB_MODULES} || { echo "passlab: module load $PASSLAB_MODULES failed" >&2; exit 2; }
+  set -u
+fi
+if [ -n "${PASSLAB_SETUP:-}" ]; then
+  eval "$PASSLAB_SETUP" || { echo "passlab: PASSLAB_SETUP failed: $PASSLAB_SETUP" >&2; exit 2; }
+fi
+passlab_bin="${PASSLAB_BIN:-$passlab_bin}"
+if [ ! -x "$passlab_bin" ]; then
+  echo "passlab: $passlab_bin not found or not executable (set PASSLAB_BIN or PASSLAB_ROOT)" >&2
+  exit 2
+fi
 passlab_config="$1"
 shift
 # Result files are written to a temporary name and renamed, so HDF5's own file locks are not

@@ -1,0 +1,270 @@
+"""slurm/ templates run for real on scripts/slurm-local.sh's one-node Slurm (fixture `slurm`,
+conftest.py), through slurm/submit.sh with slurm/site.local.env, as a user would:
+
+* node.sbatch: `sbatch --wait`, 2 ranks under `srun --mpi=pmix`, a tiny real sweep that passes
+  `passlab inspect --check`;
+* array.sbatch: 2 array tasks over one results directory; every task runs exactly once, both
+  array tasks take part, and the index (sweep.h5) lists every run;
+* preemption: `scancel --signal=USR1 --batch` on a running sweep: the job stops, is requeued and
+  finishes; no finished run is redone, none is lost.
+
+Every wait has a timeout, so a broken Slurm fails the test instead of hanging it. Tasks are
+ordered with the test-only hook PASSLAB_TEST_HOLD_TASK (a task waits for a file), not with sleeps.
+"""
+import collections
+import os
+import pathlib
+import re
+import subprocess
+import time
+
+import h5py
+import pytest
+
+from conftest import ROOT
+
+SUBMIT = ROOT / "slurm" / "submit.sh"
+SITE = ROOT / "slurm" / "site.local.env"
+FASHION_MNIST = pathlib.Path("/usr/share/datasets/fashion-mnist")
+
+SWEEP_TOML = """\
+[experiment]
+name = "slurm_test"
+[data]
+dataset = "fashion_mnist"
+store = "{store}"
+limit_train = 128
+limit_test = 64
+val_fraction = 0.25
+[model]
+arch = "resnet20"
+[dense]
+epochs = 1
+batch_size = 32
+[search]
+steps = 3
+batch_size = 32
+[finetune]
+epochs = 1
+batch_size = 32
+[eval]
+latency_batch = 2
+latency_repeats = 1
+latency_warmup = 0
+[sweep]
+budgets = [0.5]
+methods = {methods}
+seeds = {seeds}
+[dist]
+ranks_per_run = 1
+[output]
+dir = "{out}"
+progress = "none"
+"""
+
+
+def binary():
+    b = os.environ.get("PASSLAB_BINARY") or str(ROOT / "build" / "passlab")
+    if not (os.path.isfile(b) and os.access(b, os.X_OK)):
+        pytest.skip("passlab binary not found (set PASSLAB_BINARY or build build/passlab)")
+    return b
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory):
+    if not FASHION_MNIST.is_dir():
+        pytest.skip(f"{FASHION_MNIST} missing (Debian's dataset-fashion-mnist)")
+    path = tmp_path_factory.mktemp("slurm_data") / "fm14.h5"
+    r = subprocess.run([binary(), "prepare", "fashion-mnist", "--size", "14", "--out", str(path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return path
+
+
+def make_sweep(d, store, methods, seeds):
+    """Writes d/sweep.toml; returns (config, results dir, hand-out order [(kind, id)])."""
+    out = d / "results"
+    cfg = d / "sweep.toml"
+    cfg.write_text(SWEEP_TOML.format(store=store, out=out, methods=list(methods), seeds=list(seeds))
+                   .replace("'", '"'))
+    r = subprocess.run([binary(), "run", str(cfg), "--dry-run"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    line = next(x for x in r.stdout.splitlines() if x.startswith("hand-out order"))
+    order = re.findall(r"(dense|prune) ([0-9a-f]+)", line)
+    assert order, line
+    return cfg, out, order
+
+
+def job_env(slurm, **extra):
+    env = dict(slurm["env"], PASSLAB_SITE=str(SITE), PASSLAB_BIN=binary(), PASSLAB_LOG="info")
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def submit(env, *args, timeout=60):
+    r = subprocess.run(["timeout", str(timeout), "bash", str(SUBMIT), "--parsable", *map(str, args)],
+                       env=env, capture_output=True, text=True)
+    return r
+
+
+def job_fields(env, job):
+    """scontrol show job as {field: value} for each record (one per array task)."""
+    r = subprocess.run(["timeout", "20", "scontrol", "show", "job", "-o", str(job)], env=env,
+                       capture_output=True, text=True)
+    recs = []
+    for line in r.stdout.splitlines():
+        recs.append(dict(m.groups() for m in re.finditer(r"(\w+)=(\S*)", line)))
+    return recs
+
+
+def wait_for(what, pred, timeout_s, poll=0.5):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(poll)
+    pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def journal(out):
+    """[(holder, event, id)] from <out>/journal.tsv."""
+    p = out / "journal.tsv"
+    if not p.exists():
+        return []
+    rows = []
+    for line in p.read_text().splitlines():
+        f = line.split("\t")
+        if len(f) >= 4:
+            rows.append((f[1], f[2], f[3]))
+    return rows
+
+
+def check_results(out, ids):
+    """Every task ended exactly once, the result files pass inspect --check and are complete."""
+    j = journal(out)
+    ends = collections.Counter(i for _, e, i in j if e == "end")
+    assert ends == collections.Counter(ids), f"journal ends {dict(ends)} != one per task {ids}\n{j}"
+    assert not [r for r in j if r[1] == "fail"], j
+    r = subprocess.run([binary(), "inspect", "--check", str(out)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run([binary(), "inspect", str(out)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for i in ids:
+        assert re.search(rf"^complete\s+{i}\b", r.stdout, re.M), f"{i} not complete:\n{r.stdout}"
+    return j
+
+
+def log_of(d):
+    return "\n".join(p.read_text(errors="replace") for p in sorted(d.glob("*.out")))
+
+
+def test_node_template_two_ranks_srun_pmix(slurm, store, tmp_path):
+    cfg, out, order = make_sweep(tmp_path, store, ["pass", "l1_global", "random_uniform"], [0])
+    env = job_env(slurm)
+    r = submit(env, "--wait", f"--output={tmp_path}/%x-%j.out", SUBMIT.parent / "node.sbatch", cfg, timeout=120)
+    log = log_of(tmp_path)
+    assert r.returncode == 0, f"sbatch --wait: {r.returncode}\n{r.stdout}\n{r.stderr}\n{log}"
+    job = r.stdout.strip().split(";")[0]
+    rec = job_fields(env, job)
+    assert rec and rec[0].get("JobState") == "COMPLETED" and rec[0].get("ExitCode") == "0:0", rec
+    # Two ranks found by the dist runtime under srun (PMIx), one run group each.
+    assert "2 ranks via srun" in log and "2 run group(s)" in log, log
+    assert "passlab: step exited with 0" in log, log
+    check_results(out, [i for _, i in order])
+
+
+def test_array_template_shares_one_results_dir(slurm, store, tmp_path):
+    cfg, out, order = make_sweep(tmp_path, store, ["l1_global", "random_uniform"], [0, 1])
+    dense = [i for k, i in order if k == "dense"]
+    assert len(dense) == 2 and len(order) == 6, order
+    # The first dense task waits until the second one's file exists: whichever array task takes it,
+    # the other must run the second, so both take part. The last task waits for the index written
+    # by the launcher that ends first, so the last one to end writes the complete index.
+    hold = f"{dense[0]}={out}/dense/{dense[1]}.h5,{order[-1][1]}={out}/sweep.h5"
+    env = job_env(slurm, PASSLAB_TEST_HOLD_TASK=hold)
+    r = submit(env, "--wait", "--array=0-1", "--ntasks-per-node=1", f"--output={tmp_path}/%x-%A_%a.out",
+               SUBMIT.parent / "array.sbatch", cfg, timeout=120)
+    log = log_of(tmp_path)
+    assert r.returncode == 0, f"sbatch --wait: {r.returncode}\n{r.stdout}\n{r.stderr}\n{log}"
+    job = r.stdout.strip().split(";")[0]
+    recs = job_fields(env, job)
+    assert sorted(x.get("ArrayTaskId") for x in recs) == ["0", "1"], recs
+    assert all(x.get("JobState") == "COMPLETED" and x.get("ExitCode") == "0:0" for x in recs), recs
+    assert log.count("passlab: step exited with 0") == 2, log
+    j = check_results(out, [i for _, i in order])
+    starts = collections.Counter(i for _, e, i in j if e == "start")
+    assert all(n == 1 for n in starts.values()) and len(starts) == 6, starts
+    holders = {h.split(" g")[0] for h, e, _ in j if e == "end"}  # "host pid start gN" -> one per process
+    assert len(holders) == 2, f"expected both array tasks to run tasks: {holders}\n{j}"
+    with h5py.File(out / "sweep.h5", "r") as f:
+        listed = set(f["runs"].keys())
+        status = [s.decode() if isinstance(s, bytes) else str(s) for s in f["table"]["status"][()]]
+    assert listed == {i for _, i in order}, listed
+    assert status == ["complete"] * 6, status
+
+
+def test_preemption_usr1_requeues_and_finishes(slurm, store, tmp_path):
+    cfg, out, order = make_sweep(tmp_path, store, ["pass", "l1_global", "random_uniform"], [0])
+    ids = [i for _, i in order]
+    dense, p1, p2 = ids[0], ids[1], ids[2]
+    go1, go2 = tmp_path / "go1", tmp_path / "go2"
+    # p1 runs while the job is signalled; p2 cannot start before the job has been requeued.
+    env = job_env(slurm, PASSLAB_TEST_HOLD_TASK=f"{p1}={go1},{p2}={go2}", PASSLAB_STOP_GRACE=20)
+    r = submit(env, "--ntasks-per-node=1", f"--output={tmp_path}/%x-%j.out", SUBMIT.parent / "node.sbatch", cfg)
+    assert r.returncode == 0, r.stdout + r.stderr
+    job = r.stdout.strip().split(";")[0]
+    try:
+        wait_for(f"task {p1} to start", lambda: ("start", p1) in [(e, i) for _, e, i in journal(out)], 90)
+        first = [x for x in journal(out)]
+        holder1 = next(h for h, e, i in first if i == p1 and e == "start")
+        s = subprocess.run(["timeout", "20", "scancel", "--signal=USR1", "--batch", job], env=env,
+                           capture_output=True, text=True)
+        assert s.returncode == 0, s.stdout + s.stderr
+        wait_for("the batch script to get USR1", lambda: "USR1 received" in log_of(tmp_path), 30)
+        # The script forwards the signal to the srun step at once; leave it time to reach the rank
+        # before p1 may end. (Should it arrive later, p2's hold keeps the rank busy and the script
+        # requeues after PASSLAB_STOP_GRACE: a slower but equally valid preemption.)
+        time.sleep(2)
+        dense_file, p1_file = out / "dense" / f"{dense}.h5", out / "runs" / f"{p1}.h5"
+        go1.touch()
+
+        def requeued():
+            rec = job_fields(env, job)
+            return rec and int(rec[0].get("Restarts", "0")) >= 1 and rec[0].get("JobState") in ("PENDING", "RUNNING", "COMPLETED")
+        wait_for("the job to be requeued", requeued, 90)
+        stamps = {p: p.stat().st_mtime_ns for p in (dense_file, p1_file)}
+        go2.touch()
+
+        def finished():
+            rec = job_fields(env, job)
+            # A requeued job waits ~2 min before it may start again; start it at once, but only when
+            # no slurmstepd of its first launch is left (as after those 2 min).
+            stepds = subprocess.run(["pgrep", "-f", rf"^slurmstepd: \[{job}\."], capture_output=True).stdout
+            if rec and rec[0].get("JobState") == "PENDING" and not stepds.strip():
+                subprocess.run(["timeout", "20", "scontrol", "update", f"JobId={job}", "StartTime=now"], env=env,
+                               capture_output=True)
+            return rec and rec[0].get("JobState") in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT") and rec[0]
+        rec = wait_for("the requeued job to finish", finished, 120, poll=1)
+    finally:
+        go1.touch()
+        go2.touch()
+        subprocess.run(["timeout", "20", "scancel", job], env=env, capture_output=True)
+    log = log_of(tmp_path)
+    assert rec["JobState"] == "COMPLETED" and rec["ExitCode"] == "0:0", f"{rec}\n{log}"
+    assert int(rec["Restarts"]) == 1, rec
+    assert "restart 0," in log and "restart 1," in log, log
+    assert "passlab: requeueing job" in log, log
+    j = check_results(out, ids)
+    # Nothing finished before the stop was redone, and the files were not rewritten.
+    starts = collections.Counter(i for _, e, i in j if e == "start")
+    assert starts[dense] == 1, j
+    graceful = "passlab: step exited with 75" in log
+    if graceful:
+        assert starts[p1] == 1, j
+        ends_first = {i for h, e, i in j if e == "end" and h == holder1}
+        assert ends_first == {dense, p1}, j
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    # What the first launch left is done by the second (another process).
+    later = {i for h, e, i in j if e == "end" and h != holder1}
+    assert set(ids[2:]) <= later, j
