@@ -82,15 +82,21 @@ passlab_requeue() {
 }
 
 # srun forwards SIGUSR1 to every rank of the step. --mpi=pmix: Debian's Open MPI has no PMI2.
+# srun (22.05) exits 0 when the step's tasks fail to launch ("task 0 launch failed"), so its
+# messages are kept (and shown) to tell that apart from a finished sweep; their tee ignores the
+# stop signals (Slurm's SIGTERM reaches every process of the batch step) so srun keeps its stderr.
+passlab_srun_log="$(mktemp "${TMPDIR:-/tmp}/passlab-srun.XXXXXX")"
 # shellcheck disable=SC2086
 srun --mpi=pmix --kill-on-bad-exit=1 ${PASSLAB_SRUN_ARGS:-} \
-  "$passlab_bin" run "$passlab_config" "${passlab_args[@]}" "$@" &
+  "$passlab_bin" run "$passlab_config" "${passlab_args[@]}" "$@" \
+  2> >(trap '' TERM USR1 INT HUP; exec tee -a "$passlab_srun_log" >&2) &
 passlab_step=$!
 while kill -0 "$passlab_step" 2>/dev/null; do
   if [ "$passlab_stopping" = 1 ] && [ "$(date +%s)" -ge "$passlab_deadline" ]; then
     echo "passlab: the current task did not end within ${PASSLAB_STOP_GRACE:-240} s; requeueing now" \
          "(it resumes from its last epoch checkpoint)"
     passlab_requeue
+    rm -f "$passlab_srun_log"
     exit 0
   fi
   sleep 2 &
@@ -98,6 +104,12 @@ while kill -0 "$passlab_step" 2>/dev/null; do
 done
 wait "$passlab_step"
 passlab_rc=$?
+sleep 0.2  # let tee write srun's last messages
+if [ "$passlab_rc" = 0 ] && grep -qE '^srun: error: .*launch failed|aborted before step completely launched' "$passlab_srun_log"; then
+  echo "passlab: the step's tasks failed to launch (srun exited 0 anyway; see the srun errors above)"
+  passlab_rc=1
+fi
+rm -f "$passlab_srun_log"
 echo "passlab: step exited with $passlab_rc"
 if [ "$passlab_rc" = 75 ] || [ "$passlab_stopping" = 1 ]; then
   passlab_requeue

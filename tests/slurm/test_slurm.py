@@ -268,3 +268,34 @@ def test_preemption_usr1_requeues_and_finishes(slurm, store, tmp_path):
     # What the first launch left is done by the second (another process).
     later = {i for h, e, i in j if e == "end" and h != holder1}
     assert set(ids[2:]) <= later, j
+
+
+def test_step_launch_failure_fails_the_job(slurm, store, tmp_path):
+    """srun (22.05) exits 0 when its tasks fail to launch; the template must not report that as
+    a finished sweep. A launch failure is provoked by occupying the PMIx socket path of the next
+    job's step 0 (what a requeued job relaunched too early meets)."""
+    cfg, out, order = make_sweep(tmp_path, store, ["l1_global"], [0])
+    env = job_env(slurm)
+    show = subprocess.run(["timeout", "20", "scontrol", "show", "config"], env=env, capture_output=True, text=True)
+    spool = re.search(r"^SlurmdSpoolDir\s*=\s*(\S+)", show.stdout, re.M)
+    nxt = re.search(r"^NEXT_JOB_ID\s*=\s*(\d+)", show.stdout, re.M)
+    assert spool and nxt, show.stdout
+    import socket
+    socks = []
+    try:
+        for j in range(int(nxt.group(1)), int(nxt.group(1)) + 3):  # tests run serially: the next job is ours
+            s = socket.socket(socket.AF_UNIX)
+            s.bind(f"{spool.group(1)}/stepd.slurm.pmix.{j}.0")
+            socks.append(s)
+        r = submit(env, "--wait", f"--output={tmp_path}/%x-%j.out", SUBMIT.parent / "node.sbatch", cfg, timeout=120)
+    finally:
+        for s in socks:
+            path = s.getsockname()
+            s.close()
+            os.unlink(path)
+    log = log_of(tmp_path)
+    if "launch failed" not in log:
+        pytest.skip("this Slurm's PMIx plugin does not use stepd.slurm.pmix.JOB.STEP: no launch failure provoked")
+    assert r.returncode != 0, f"sbatch --wait succeeded although the step never ran:\n{log}"
+    assert "the step's tasks failed to launch" in log and "passlab: step exited with 1" in log, log
+    assert not (out / "journal.tsv").exists() or not journal(out), journal(out)
