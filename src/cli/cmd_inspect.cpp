@@ -11,16 +11,24 @@
 namespace passlab::cli {
 namespace {
 
+// Any attribute as text: scalars as they are, arrays as [a, b, ...].
 std::string attr_text(const io::Group& g, const std::string& a) {
+  std::string out;
   try {
-    return g.attr_string(a);
+    auto v = g.attr_strings(a);
+    if (v.size() == 1) return v[0];
+    for (auto& x : v) out += (out.empty() ? "" : ", ") + x;
+    return "[" + out + "]";
   } catch (const IOError&) {
   }
   try {
-    return std::to_string(g.attr_int(a));
+    if (auto i = g.attr_int(a); true) return std::to_string(i);
   } catch (const IOError&) {
   }
-  return std::to_string(g.attr_double(a));
+  auto v = g.attr_doubles(a);
+  if (v.size() == 1) return std::to_string(v[0]);
+  for (auto x : v) out += (out.empty() ? "" : ", ") + std::to_string(x);
+  return "[" + out + "]";
 }
 
 void print_group(const io::Group& g, int depth) {

@@ -271,9 +271,17 @@ void write_attr(hid_t loc, const std::string& name, hid_t type, const void* buf)
   H5_CHECK(H5Awrite(a.get(), type, buf));
 }
 
+// Opens a scalar (one-element) attribute; an array attribute is refused rather than read into
+// a single value (which would overrun the buffer).
 AttrId open_attr(const Group& g, const std::string& name) {
   if (!g.has_attr(name)) throw IOError(g.file() + ": missing attribute '" + name + "' on " + g.path());
-  return AttrId(H5_CHECK(H5Aopen(g.id(), name.c_str(), H5P_DEFAULT)));
+  AttrId a(H5_CHECK(H5Aopen(g.id(), name.c_str(), H5P_DEFAULT)));
+  SpaceId space(H5_CHECK(H5Aget_space(a.get())));
+  hssize_t n = H5_CHECK(H5Sget_simple_extent_npoints(space.get()));
+  if (n != 1)
+    throw IOError(g.file() + ": attribute '" + name + "' on " + g.path() + " holds " + std::to_string(n) +
+                  " values, not one");
+  return a;
 }
 
 template <class T>
@@ -307,7 +315,7 @@ std::string Group::attr_string(const std::string& name) const {
   if (H5Tget_class(ft.get()) != H5T_STRING)
     throw IOError(file_ + ": attribute '" + name + "' on " + path_ + " is not a string");
   if (H5_CHECK(H5Tis_variable_str(ft.get())) > 0) {
-    TypeId t = string_type();
+    TypeId t(H5_CHECK(H5Tcopy(ft.get())));  // same character set as stored (ASCII or UTF-8)
     char* p = nullptr;
     H5_CHECK(H5Aread(a.get(), t.get(), &p));
     std::string out = p ? p : "";
@@ -321,6 +329,47 @@ std::string Group::attr_string(const std::string& name) const {
   TypeId t(H5_CHECK(H5Tcopy(ft.get())));
   H5_CHECK(H5Aread(a.get(), t.get(), out.data()));
   out.erase(std::find(out.begin(), out.end(), '\0'), out.end());
+  return out;
+}
+
+std::vector<std::string> Group::attr_strings(const std::string& name) const {
+  if (!has_attr(name)) throw IOError(file_ + ": missing attribute '" + name + "' on " + path_);
+  AttrId a(H5_CHECK(H5Aopen(id(), name.c_str(), H5P_DEFAULT)));
+  TypeId ft(H5_CHECK(H5Aget_type(a.get())));
+  if (H5Tget_class(ft.get()) != H5T_STRING) throw IOError(file_ + ": attribute '" + name + "' on " + path_ + " is not a string");
+  SpaceId space(H5_CHECK(H5Aget_space(a.get())));
+  const auto n = static_cast<size_t>(H5_CHECK(H5Sget_simple_extent_npoints(space.get())));
+  std::vector<std::string> out;
+  if (H5_CHECK(H5Tis_variable_str(ft.get())) > 0) {
+    TypeId t(H5_CHECK(H5Tcopy(ft.get())));  // same character set as stored (ASCII or UTF-8)
+    std::vector<char*> ptrs(n, nullptr);
+    H5_CHECK(H5Aread(a.get(), t.get(), ptrs.data()));
+    for (auto* p : ptrs) out.emplace_back(p ? p : "");
+    H5_CHECK(H5Dvlen_reclaim(t.get(), space.get(), H5P_DEFAULT, ptrs.data()));
+  } else {
+    const size_t len = H5Tget_size(ft.get());
+    std::vector<char> buf(n * len);
+    TypeId t(H5_CHECK(H5Tcopy(ft.get())));
+    H5_CHECK(H5Aread(a.get(), t.get(), buf.data()));
+    for (size_t i = 0; i < n; ++i) {
+      std::string v(buf.data() + i * len, len);
+      v.erase(std::find(v.begin(), v.end(), '\0'), v.end());
+      out.push_back(v);
+    }
+  }
+  return out;
+}
+
+std::vector<double> Group::attr_doubles(const std::string& name) const {
+  if (!has_attr(name)) throw IOError(file_ + ": missing attribute '" + name + "' on " + path_);
+  AttrId a(H5_CHECK(H5Aopen(id(), name.c_str(), H5P_DEFAULT)));
+  TypeId ft(H5_CHECK(H5Aget_type(a.get())));
+  H5T_class_t cls = H5Tget_class(ft.get());
+  if (cls != H5T_INTEGER && cls != H5T_FLOAT)
+    throw IOError(file_ + ": attribute '" + name + "' on " + path_ + " is not numeric");
+  SpaceId space(H5_CHECK(H5Aget_space(a.get())));
+  std::vector<double> out(static_cast<size_t>(H5_CHECK(H5Sget_simple_extent_npoints(space.get()))));
+  H5_CHECK(H5Aread(a.get(), H5T_NATIVE_DOUBLE, out.data()));
   return out;
 }
 

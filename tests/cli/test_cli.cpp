@@ -82,3 +82,28 @@ TEST(Cli, InspectShowsFileAndRejectsGarbage) {
   EXPECT_EQ(j.exit_code, 1);
   EXPECT_HAS(j.output, "is not an HDF5 file");
 }
+
+TEST(Cli, InspectShowsArrayAttributesOfAStore) {
+  // Dataset stores carry array attributes (classes, mean, std); inspect once overran its
+  // buffer reading them as scalars.
+  test::TempDir dir;
+  auto path = dir / "store.h5";
+  {
+    io::AtomicWriter w(path);
+    hsize_t n = 2;
+    io::SpaceId space(H5Screate_simple(1, &n, nullptr));
+    io::TypeId t(H5Tcopy(H5T_C_S1));
+    H5Tset_size(t.get(), H5T_VARIABLE);
+    io::AttrId a(H5Acreate2(w.root().id(), "classes", t.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT));
+    const char* names[2] = {"cat", "dog"};
+    ASSERT_GE(H5Awrite(a.get(), t.get(), names), 0);
+    io::AttrId m(H5Acreate2(w.root().id(), "mean", H5T_NATIVE_DOUBLE, space.get(), H5P_DEFAULT, H5P_DEFAULT));
+    double v[2] = {0.25, 0.5};
+    ASSERT_GE(H5Awrite(m.get(), H5T_NATIVE_DOUBLE, v), 0);
+    w.commit();
+  }
+  auto r = cli("inspect " + path.string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_HAS(r.output, "@classes = [cat, dog]");
+  EXPECT_HAS(r.output, "@mean = [0.250000, 0.500000]");
+}

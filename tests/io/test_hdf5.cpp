@@ -121,6 +121,37 @@ TEST(Hdf5, StringsAndAttributes) {
   EXPECT_EQ(names, (std::vector<std::string>{"budget", "run_id", "seed"}));
 }
 
+TEST(Hdf5, ArrayAttributesAreRefusedNotOverrun) {
+  test::TempDir dir;
+  File f = File::create(dir / "arr.h5");
+  {
+    // A 3-element double attribute and a 2-element string attribute, as h5py or the dataset
+    // stores write them (mean/std, classes).
+    hsize_t n = 3;
+    SpaceId space(H5Screate_simple(1, &n, nullptr));
+    AttrId a(H5Acreate2(f.root().id(), "mean", H5T_NATIVE_DOUBLE, space.get(), H5P_DEFAULT, H5P_DEFAULT));
+    double v[3] = {0.1, 0.2, 0.3};
+    ASSERT_GE(H5Awrite(a.get(), H5T_NATIVE_DOUBLE, v), 0);
+    hsize_t m = 2;
+    SpaceId space2(H5Screate_simple(1, &m, nullptr));
+    TypeId t(H5Tcopy(H5T_C_S1));
+    H5Tset_size(t.get(), H5T_VARIABLE);
+    AttrId b(H5Acreate2(f.root().id(), "classes", t.get(), space2.get(), H5P_DEFAULT, H5P_DEFAULT));
+    const char* names[2] = {"cat", "dog"};
+    ASSERT_GE(H5Awrite(b.get(), t.get(), names), 0);
+  }
+  for (const char* name : {"mean", "classes"}) {
+    try {
+      f.root().attr_string(name);
+      FAIL() << name;
+    } catch (const IOError& e) {
+      EXPECT_NE(std::string(e.what()).find("values, not one"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(f.root().attr_double(name), IOError);
+    EXPECT_THROW(f.root().attr_int(name), IOError);
+  }
+}
+
 TEST(Hdf5, OpenRefusesMissingAndNonHdf5Files) {
   test::TempDir dir;
   try {

@@ -177,6 +177,10 @@ class Group {
   double attr_double(const std::string& name) const;
   std::string attr_string(const std::string& name) const;
   std::vector<std::string> attr_names() const;
+  // Any attribute as a list (a scalar gives one element): strings (fixed- or variable-length)
+  // or numbers converted to double. IOError when the attribute is not of that kind.
+  std::vector<std::string> attr_strings(const std::string& name) const;
+  std::vector<double> attr_doubles(const std::string& name) const;
 
  private:
   void check_dtype(const Dataset& d, DType want) const;
