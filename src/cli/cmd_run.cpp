@@ -61,6 +61,7 @@ Command add_run_command(CLI::App& app) {
               return 0;
             }
             dist::Runtime rt(c.dist);
+            dist::install_abort_on_terminate();  // an exception escaping a thread ends the whole job
             log::init(ctx.cli_level, log::parse_level(c.output.log_level));  // prefix with the true rank
             // Preemption (SLURM --signal, scancel --signal, mpirun forwarding SIGUSR1): stop taking
             // tasks, let the current one end (training checkpoints every epoch), exit 75 to requeue.

@@ -5,6 +5,9 @@
 namespace passlab::io {
 
 void write_tensor(Group& g, const std::string& name, const at::Tensor& t, const WriteOptions& opt) {
+  // A '/' would silently create subgroups that read_tensors() does not see.
+  if (name.empty() || name.find('/') != std::string::npos)
+    throw IOError("cannot store tensor '" + name + "' in " + g.file() + ": names must be non-empty and contain no '/'");
   at::Tensor c = t.detach().to(at::kCPU).contiguous();
   bool is_bool = c.scalar_type() == at::kBool;
   if (is_bool) c = c.to(at::kByte);

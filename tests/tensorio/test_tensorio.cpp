@@ -47,3 +47,11 @@ TEST(TensorH5, UnsupportedDtypeIsAClearError) {
     EXPECT_NE(std::string(e.what()).find("cannot store tensor 'half'"), std::string::npos) << e.what();
   }
 }
+
+TEST(TensorH5, NamesWithSlashAreRefused) {
+  test::TempDir dir;
+  io::File f = io::File::create(dir / "t.h5");
+  EXPECT_THROW(io::write_tensor(f.root(), "optim/momentum", at::zeros({2})), IOError);
+  EXPECT_THROW(io::write_tensor(f.root(), "", at::zeros({2})), IOError);
+  EXPECT_NO_THROW(io::write_tensor(f.root(), "optim:momentum", at::zeros({2})));
+}
