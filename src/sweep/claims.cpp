@@ -24,24 +24,34 @@ std::string errno_text(const std::string& what, const fs::path& p) {
   return what + " " + p.string() + ": " + std::strerror(errno);
 }
 
-long long start_ticks_of(long long pid) {
+// /proc/<pid>/stat fields 3 (state) and 22 (start time in clock ticks); state '?' and -1 when
+// unreadable.
+struct ProcStat {
+  char state = '?';
+  long long start_ticks = -1;
+};
+
+ProcStat proc_stat(long long pid) {
+  ProcStat ps;
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  if (!in) return -1;
+  if (!in) return ps;
   std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   // Field 2 (comm) may contain spaces: fields after it start behind the last ')'.
   auto close = s.rfind(')');
-  if (close == std::string::npos) return -1;
+  if (close == std::string::npos || close + 2 >= s.size()) return ps;
+  ps.state = s[close + 2];
   std::istringstream rest(s.substr(close + 2));
   std::string field;
-  // Fields 3..22: state is field 3, starttime field 22.
   for (int i = 3; i <= 22; ++i)
-    if (!(rest >> field)) return -1;
+    if (!(rest >> field)) return ps;
   try {
-    return std::stoll(field);
+    ps.start_ticks = std::stoll(field);
   } catch (const std::exception&) {
-    return -1;
   }
+  return ps;
 }
+
+long long start_ticks_of(long long pid) { return proc_stat(pid).start_ticks; }
 
 std::string host_name() {
   char buf[256] = {0};
@@ -103,7 +113,11 @@ Holder Holder::self(const std::string& label) {
 bool Holder::alive_here() const {
   if (host.empty() || host != host_name()) return true;  // cannot tell from here
   if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return false;
-  long long t = start_ticks_of(pid);
+  ProcStat ps = proc_stat(pid);
+  // A killed process whose parent has not reaped it yet (ranks orphaned by a killed mpirun,
+  // reparented to an init that reaps late) is a zombie: dead, though kill(pid, 0) succeeds.
+  if (ps.state == 'Z' || ps.state == 'X') return false;
+  long long t = ps.start_ticks;
   // A pid that exists with another start time was reused by a new process.
   return !(t >= 0 && start_ticks >= 0 && t != start_ticks);
 }

@@ -71,6 +71,42 @@ TEST(Claims, DeadHolderOnThisHostIsTakenOverAtOnce) {
   EXPECT_EQ(h.label, "parent");
 }
 
+TEST(Claims, ZombieHolderIsDead) {
+  // A rank killed with its mpirun is reparented and may stay a zombie until some init reaps
+  // it; kill(pid, 0) still succeeds then, but the holder is dead.
+  test::TempDir dir;
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(ready[0]);
+    sweep::ClaimDir d(dir / "claims", 3600, "child");
+    auto c = d.try_claim("t");
+    char ok = c ? 'y' : 'n';
+    if (write(ready[1], &ok, 1) != 1) _exit(2);
+    _exit(0);  // not reaped below until the check: a zombie
+  }
+  close(ready[1]);
+  char ok = 0;
+  ASSERT_EQ(read(ready[0], &ok, 1), 1);
+  close(ready[0]);
+  ASSERT_EQ(ok, 'y');
+  // Wait (without reaping) until the child is a zombie.
+  for (int i = 0; i < 500; ++i) {
+    std::ifstream st("/proc/" + std::to_string(pid) + "/stat");
+    std::string s((std::istreambuf_iterator<char>(st)), std::istreambuf_iterator<char>());
+    auto close_paren = s.rfind(')');
+    if (close_paren != std::string::npos && close_paren + 2 < s.size() && s[close_paren + 2] == 'Z') break;
+    usleep(10000);
+  }
+  ASSERT_EQ(kill(pid, 0), 0) << "the zombie still answers kill(pid, 0)";
+  sweep::ClaimDir me(dir / "claims", 3600, "parent");
+  EXPECT_EQ(me.state("t"), sweep::ClaimDir::State::stale);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+}
+
 TEST(Claims, ForeignClaimIsStaleOnlyWithoutHeartbeat) {
   test::TempDir dir;
   sweep::ClaimDir me(dir / "claims", 10, "me");

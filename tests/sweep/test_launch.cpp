@@ -122,6 +122,16 @@ TEST(SweepLaunch, ResumesAfterSigkillWithoutRedoingFinishedTasks) {
   ASSERT_FALSE(exited) << test::read_text(dir.path() / "first.log");
   ASSERT_EQ(kill(-job, SIGKILL), 0);
   ASSERT_EQ(waitpid(job, &status, 0), job);
+  // Open MPI starts the ranks in process groups of their own, so killing mpirun's group leaves
+  // them alive for a while (and their claim rightly counts as held). A job killed by SIGKILL
+  // loses every process: kill the ranks too and wait until none is left.
+  // "[/]tmp/..." matches the path but not this pattern's own shell command line.
+  const std::string pattern = "[" + toml.string().substr(0, 1) + "]" + toml.string().substr(1);
+  const std::string mine = "pgrep -f -- '" + pattern + "'";
+  test::run_command("pkill -KILL -f -- '" + pattern + "'");
+  for (int i = 0; i < 300 && test::run_command(mine).exit_code == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_NE(test::run_command(mine).exit_code, 0) << "ranks of the killed job are still running";
   std::map<std::string, std::pair<fs::file_time_type, uintmax_t>> before;
   for (auto& t : plan.tasks)
     if (t.id != held) before[t.id] = {fs::last_write_time(t.path), fs::file_size(t.path)};
@@ -131,7 +141,7 @@ TEST(SweepLaunch, ResumesAfterSigkillWithoutRedoingFinishedTasks) {
   auto r = test::run_command(mpirun(2) + binary() + " run " + toml.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (auto& t : plan.tasks) {
-    EXPECT_EQ(sweep::read_state(t.path).kind, sweep::ResultState::Kind::complete) << t.id;
+    EXPECT_EQ(sweep::read_state(t.path).kind, sweep::ResultState::Kind::complete) << t.id << "\n" << r.output;
     if (t.id != held) {
       EXPECT_EQ(fs::last_write_time(t.path), before[t.id].first) << t.id << " was rewritten";
       EXPECT_EQ(fs::file_size(t.path), before[t.id].second) << t.id;
