@@ -62,30 +62,12 @@ void set_string_array_attr(io::Group& g, const std::string& name, const std::vec
 
 std::vector<std::string> get_string_array_attr(const io::Group& g, const std::string& name) {
   hsize_t n = 0;
-  io::AttrId a = open_attr_1d(g, name, &n);
-  io::TypeId ft(H5_CHECK(H5Aget_type(a.get())));
-  if (H5Tget_class(ft.get()) != H5T_STRING) throw DataError(g.file() + ": attribute '" + name + "' is not a string array");
-  std::vector<std::string> out;
-  if (n == 0) return out;
-  if (H5_CHECK(H5Tis_variable_str(ft.get())) > 0) {
-    io::TypeId t = vlen_string_type();
-    std::vector<char*> ptrs(n, nullptr);
-    H5_CHECK(H5Aread(a.get(), t.get(), ptrs.data()));
-    for (auto* p : ptrs) out.emplace_back(p ? p : "");
-    io::SpaceId space(H5_CHECK(H5Aget_space(a.get())));
-    H5_CHECK(H5Dvlen_reclaim(t.get(), space.get(), H5P_DEFAULT, ptrs.data()));
-  } else {  // fixed-length (numpy bytes arrays written by h5py)
-    size_t len = H5Tget_size(ft.get());
-    std::vector<char> buf(len * n);
-    io::TypeId t(H5_CHECK(H5Tcopy(ft.get())));
-    H5_CHECK(H5Aread(a.get(), t.get(), buf.data()));
-    for (hsize_t i = 0; i < n; ++i) {
-      std::string s(buf.data() + i * len, len);
-      s.erase(std::find(s.begin(), s.end(), '\0'), s.end());
-      out.push_back(s);
-    }
+  open_attr_1d(g, name, &n);  // a 1-d attribute, as the store schema requires
+  try {
+    return g.attr_strings(name);  // fixed- or variable-length, any character set
+  } catch (const IOError&) {
+    throw DataError(g.file() + ": attribute '" + name + "' is not a string array");
   }
-  return out;
 }
 
 void set_double_array_attr(io::Group& g, const std::string& name, const std::vector<double>& values) {
@@ -101,9 +83,7 @@ std::vector<double> get_double_array_attr(const io::Group& g, const std::string&
   io::AttrId a = open_attr_1d(g, name, &n);
   io::TypeId ft(H5_CHECK(H5Aget_type(a.get())));
   if (H5Tget_class(ft.get()) != H5T_FLOAT) throw DataError(g.file() + ": attribute '" + name + "' is not a float array");
-  std::vector<double> out(n);
-  if (n > 0) H5_CHECK(H5Aread(a.get(), H5T_NATIVE_DOUBLE, out.data()));
-  return out;
+  return g.attr_doubles(name);
 }
 
 // ---- writer ---------------------------------------------------------------------------------
