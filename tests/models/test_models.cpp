@@ -12,6 +12,7 @@
 #include "passlab/core/error.hpp"
 #include "passlab/models/factory.hpp"
 #include "passlab/models/weights.hpp"
+#include "models/model_test_util.hpp"
 #include "support/test_util.hpp"
 
 using namespace passlab;
@@ -19,17 +20,7 @@ using namespace passlab::models;
 
 namespace {
 
-// One intra-op thread: on a shared 2-core machine, OpenMP teams of 2 slow down badly under load.
-const bool kOneThread = [] {
-  at::set_num_threads(1);
-  return true;
-}();
-
-int64_t numel_params(const torch::nn::Module& m) {
-  int64_t n = 0;
-  for (const auto& p : m.parameters(true)) n += p.numel();
-  return n;
-}
+using passlab::test::numel_params;
 
 }  // namespace
 

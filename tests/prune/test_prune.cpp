@@ -17,6 +17,7 @@
 #include "passlab/prune/allocate.hpp"
 #include "passlab/prune/importance.hpp"
 #include "passlab/prune/latency.hpp"
+#include "models/model_test_util.hpp"
 #include "passlab/prune/slice.hpp"
 
 using namespace passlab;
@@ -53,17 +54,7 @@ KeepPlan random_plan(const Structure& s, uint64_t seed) {
   return plan;
 }
 
-// One intra-op thread: on a shared 2-core machine, OpenMP teams of 2 slow down badly under load.
-const bool kOneThread = [] {
-  at::set_num_threads(1);
-  return true;
-}();
-
-int64_t numel_params(const torch::nn::Module& m) {
-  int64_t n = 0;
-  for (const auto& p : m.parameters(true)) n += p.numel();
-  return n;
-}
+using passlab::test::numel_params;
 
 struct ArchCase {
   const char* arch;
