@@ -271,17 +271,47 @@ void write_attr(hid_t loc, const std::string& name, hid_t type, const void* buf)
   H5_CHECK(H5Awrite(a.get(), type, buf));
 }
 
-// Opens a scalar (one-element) attribute; an array attribute is refused rather than read into
-// a single value (which would overrun the buffer).
-AttrId open_attr(const Group& g, const std::string& name) {
+// Opens an attribute, naming it when missing. With `scalar`, an array attribute is refused
+// rather than read into a single value (which would overrun the buffer).
+AttrId open_attr(const Group& g, const std::string& name, bool scalar = true) {
   if (!g.has_attr(name)) throw IOError(g.file() + ": missing attribute '" + name + "' on " + g.path());
   AttrId a(H5_CHECK(H5Aopen(g.id(), name.c_str(), H5P_DEFAULT)));
-  SpaceId space(H5_CHECK(H5Aget_space(a.get())));
-  hssize_t n = H5_CHECK(H5Sget_simple_extent_npoints(space.get()));
-  if (n != 1)
-    throw IOError(g.file() + ": attribute '" + name + "' on " + g.path() + " holds " + std::to_string(n) +
-                  " values, not one");
+  if (scalar) {
+    SpaceId space(H5_CHECK(H5Aget_space(a.get())));
+    hssize_t n = H5_CHECK(H5Sget_simple_extent_npoints(space.get()));
+    if (n != 1)
+      throw IOError(g.file() + ": attribute '" + name + "' on " + g.path() + " holds " + std::to_string(n) +
+                    " values, not one");
+  }
   return a;
+}
+
+// Every value of a string attribute, fixed- or variable-length, read in the stored character
+// set (ASCII or UTF-8; HDF5 does not convert between them).
+std::vector<std::string> read_strings(const Group& g, const AttrId& a, const std::string& name) {
+  TypeId ft(H5_CHECK(H5Aget_type(a.get())));
+  if (H5Tget_class(ft.get()) != H5T_STRING)
+    throw IOError(g.file() + ": attribute '" + name + "' on " + g.path() + " is not a string");
+  SpaceId space(H5_CHECK(H5Aget_space(a.get())));
+  const auto n = static_cast<size_t>(H5_CHECK(H5Sget_simple_extent_npoints(space.get())));
+  TypeId t(H5_CHECK(H5Tcopy(ft.get())));
+  std::vector<std::string> out;
+  if (H5_CHECK(H5Tis_variable_str(ft.get())) > 0) {
+    std::vector<char*> ptrs(n, nullptr);
+    H5_CHECK(H5Aread(a.get(), t.get(), ptrs.data()));
+    for (auto* p : ptrs) out.emplace_back(p ? p : "");
+    H5_CHECK(H5Dvlen_reclaim(t.get(), space.get(), H5P_DEFAULT, ptrs.data()));
+  } else {  // fixed-length (h5py writes these for numpy bytes attributes)
+    const size_t len = H5Tget_size(ft.get());
+    std::vector<char> buf(n * len);
+    H5_CHECK(H5Aread(a.get(), t.get(), buf.data()));
+    for (size_t i = 0; i < n; ++i) {
+      std::string v(buf.data() + i * len, len);
+      v.erase(std::find(v.begin(), v.end(), '\0'), v.end());
+      out.push_back(v);
+    }
+  }
+  return out;
 }
 
 template <class T>
@@ -310,59 +340,15 @@ int64_t Group::attr_int(const std::string& name) const { return read_numeric_att
 double Group::attr_double(const std::string& name) const { return read_numeric_attr<double>(*this, name, DType::f64); }
 
 std::string Group::attr_string(const std::string& name) const {
-  AttrId a = open_attr(*this, name);
-  TypeId ft(H5_CHECK(H5Aget_type(a.get())));
-  if (H5Tget_class(ft.get()) != H5T_STRING)
-    throw IOError(file_ + ": attribute '" + name + "' on " + path_ + " is not a string");
-  if (H5_CHECK(H5Tis_variable_str(ft.get())) > 0) {
-    TypeId t(H5_CHECK(H5Tcopy(ft.get())));  // same character set as stored (ASCII or UTF-8)
-    char* p = nullptr;
-    H5_CHECK(H5Aread(a.get(), t.get(), &p));
-    std::string out = p ? p : "";
-    SpaceId space(H5_CHECK(H5Aget_space(a.get())));
-    H5_CHECK(H5Dvlen_reclaim(t.get(), space.get(), H5P_DEFAULT, &p));
-    return out;
-  }
-  // Fixed-length strings (h5py writes these for numpy bytes attributes).
-  size_t n = H5Tget_size(ft.get());
-  std::string out(n, '\0');
-  TypeId t(H5_CHECK(H5Tcopy(ft.get())));
-  H5_CHECK(H5Aread(a.get(), t.get(), out.data()));
-  out.erase(std::find(out.begin(), out.end(), '\0'), out.end());
-  return out;
+  return read_strings(*this, open_attr(*this, name), name).front();
 }
 
 std::vector<std::string> Group::attr_strings(const std::string& name) const {
-  if (!has_attr(name)) throw IOError(file_ + ": missing attribute '" + name + "' on " + path_);
-  AttrId a(H5_CHECK(H5Aopen(id(), name.c_str(), H5P_DEFAULT)));
-  TypeId ft(H5_CHECK(H5Aget_type(a.get())));
-  if (H5Tget_class(ft.get()) != H5T_STRING) throw IOError(file_ + ": attribute '" + name + "' on " + path_ + " is not a string");
-  SpaceId space(H5_CHECK(H5Aget_space(a.get())));
-  const auto n = static_cast<size_t>(H5_CHECK(H5Sget_simple_extent_npoints(space.get())));
-  std::vector<std::string> out;
-  if (H5_CHECK(H5Tis_variable_str(ft.get())) > 0) {
-    TypeId t(H5_CHECK(H5Tcopy(ft.get())));  // same character set as stored (ASCII or UTF-8)
-    std::vector<char*> ptrs(n, nullptr);
-    H5_CHECK(H5Aread(a.get(), t.get(), ptrs.data()));
-    for (auto* p : ptrs) out.emplace_back(p ? p : "");
-    H5_CHECK(H5Dvlen_reclaim(t.get(), space.get(), H5P_DEFAULT, ptrs.data()));
-  } else {
-    const size_t len = H5Tget_size(ft.get());
-    std::vector<char> buf(n * len);
-    TypeId t(H5_CHECK(H5Tcopy(ft.get())));
-    H5_CHECK(H5Aread(a.get(), t.get(), buf.data()));
-    for (size_t i = 0; i < n; ++i) {
-      std::string v(buf.data() + i * len, len);
-      v.erase(std::find(v.begin(), v.end(), '\0'), v.end());
-      out.push_back(v);
-    }
-  }
-  return out;
+  return read_strings(*this, open_attr(*this, name, /*scalar=*/false), name);
 }
 
 std::vector<double> Group::attr_doubles(const std::string& name) const {
-  if (!has_attr(name)) throw IOError(file_ + ": missing attribute '" + name + "' on " + path_);
-  AttrId a(H5_CHECK(H5Aopen(id(), name.c_str(), H5P_DEFAULT)));
+  AttrId a = open_attr(*this, name, /*scalar=*/false);
   TypeId ft(H5_CHECK(H5Aget_type(a.get())));
   H5T_class_t cls = H5Tget_class(ft.get());
   if (cls != H5T_INTEGER && cls != H5T_FLOAT)
