@@ -45,7 +45,9 @@ TEST(Runtime, SingletonWithoutLauncher) {
   EXPECT_TRUE(g_rt->is_group_leader());
   EXPECT_EQ(g_rt->threads(), 1);
   // (After a singleton MPI_Init, Open MPI sets PMIX_* itself: the launcher is read before.)
-  if (!std::getenv("OMPI_COMM_WORLD_SIZE") && !std::getenv("SLURM_STEP_ID")) EXPECT_EQ(g_rt->launcher(), "singleton");
+  if (!std::getenv("OMPI_COMM_WORLD_SIZE") && !std::getenv("SLURM_STEP_ID")) {
+    EXPECT_EQ(g_rt->launcher(), "singleton");
+  }
   EXPECT_TRUE(g_rt->device().is_cpu() || g_rt->device().is_cuda());
 }
 
