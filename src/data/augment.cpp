@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#ifndef PASSLAB_WITHOUT_OPENCV
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
+#endif
 
 #include "passlab/core/check.hpp"
 #include "passlab/core/error.hpp"
@@ -26,6 +28,30 @@ Augment parse_augment(const std::string& text, int64_t size) {
   if (text == "auto") return size < 64 ? Augment::crop_flip : Augment::rrc_flip;
   throw ConfigError("unknown augmentation '" + text + "' (expected auto, none, crop_flip or rrc_flip)");
 }
+
+bool have_image_resize() {
+#ifdef PASSLAB_WITHOUT_OPENCV
+  return false;
+#else
+  return true;
+#endif
+}
+
+namespace {
+void require_resize(const std::string& what) {
+  if (!have_image_resize())
+    throw NotImplementedError("built without OpenCV: cannot resize images (" + what + "); rebuild with OpenCV");
+}
+}  // namespace
+
+#ifdef PASSLAB_WITHOUT_OPENCV
+
+std::vector<uint8_t> resize_center_crop(const uint8_t*, int64_t h, int64_t w, int64_t, int64_t size) {
+  require_resize(std::to_string(h) + "x" + std::to_string(w) + " to " + std::to_string(size) + "x" + std::to_string(size));
+  return {};
+}
+
+#else
 
 namespace {
 int cv_type(int64_t c) { return c == 1 ? CV_8UC1 : CV_8UC3; }
@@ -53,6 +79,8 @@ std::vector<uint8_t> resize_center_crop(const uint8_t* hwc, int64_t h, int64_t w
   return out;
 }
 
+#endif  // PASSLAB_WITHOUT_OPENCV
+
 void finalize(TransformSpec& s) {
   PASSLAB_CHECK(s.in_h > 0 && s.in_w > 0 && (s.in_c == 1 || s.in_c == 3), DataError, "transform: bad input shape");
   if (s.out_size == 0) s.out_size = s.in_h;
@@ -62,6 +90,11 @@ void finalize(TransformSpec& s) {
   PASSLAB_CHECK(static_cast<int64_t>(s.mean.size()) == s.in_c && static_cast<int64_t>(s.std.size()) == s.in_c, DataError,
                 "transform: mean/std need one value per store channel (" + std::to_string(s.in_c) + ")");
   PASSLAB_CHECK(s.crop_padding >= 0, DataError, "transform: negative crop padding");
+  // Fail here (when the loader is made), not in a worker thread at the first batch.
+  if (s.augment == Augment::rrc_flip) require_resize("augment = rrc_flip");
+  if (s.in_h != s.out_size || s.in_w != s.out_size)
+    require_resize("the store's " + std::to_string(s.in_h) + "x" + std::to_string(s.in_w) + " images to input_size " +
+                   std::to_string(s.out_size));
   s.lut.assign(static_cast<size_t>(256 * s.in_c), 0.f);
   for (int64_t c = 0; c < s.in_c; ++c) {
     PASSLAB_CHECK(s.std[static_cast<size_t>(c)] > 0, DataError, "transform: std must be positive");
@@ -73,6 +106,7 @@ void finalize(TransformSpec& s) {
 
 namespace {
 
+#ifndef PASSLAB_WITHOUT_OPENCV
 // torchvision.transforms.RandomResizedCrop.get_params, with passlab's Rng.
 cv::Rect rrc_box(const TransformSpec& s, int h, int w, Rng& rng) {
   const double area = static_cast<double>(h) * w;
@@ -98,6 +132,7 @@ cv::Rect rrc_box(const TransformSpec& s, int h, int w, Rng& rng) {
   }
   return {(w - cw) / 2, (h - ch) / 2, cw, ch};
 }
+#endif
 
 }  // namespace
 
@@ -108,12 +143,16 @@ void transform_sample(const TransformSpec& s, const uint8_t* hwc, Rng& rng, floa
   const uint8_t* img = hwc;
   std::vector<uint8_t> buf;
   if (s.augment == Augment::rrc_flip) {
+#ifdef PASSLAB_WITHOUT_OPENCV
+    require_resize("augment = rrc_flip");
+#else
     cv::Mat src(static_cast<int>(s.in_h), static_cast<int>(s.in_w), cv_type(C), const_cast<uint8_t*>(hwc));
     const cv::Rect box = rrc_box(s, static_cast<int>(s.in_h), static_cast<int>(s.in_w), rng);
     buf.resize(static_cast<size_t>(S * S * C));
     cv::Mat dst(static_cast<int>(S), static_cast<int>(S), cv_type(C), buf.data());
     cv::resize(src(box), dst, dst.size(), 0, 0, cv::INTER_LINEAR);
     img = buf.data();
+#endif
   } else if (s.in_h != S || s.in_w != S) {
     buf = resize_center_crop(hwc, s.in_h, s.in_w, C, S);
     img = buf.data();

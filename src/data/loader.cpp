@@ -2,7 +2,9 @@
 
 #include <ATen/ATen.h>
 
+#ifndef PASSLAB_WITHOUT_OPENCV
 #include <opencv2/core.hpp>
+#endif
 
 #include <algorithm>
 #include <numeric>
@@ -62,8 +64,10 @@ Loader::Loader(SplitView view, LoaderOptions opt)
   spec_.mean = opt_.mean.empty() ? info.mean : opt_.mean;
   spec_.std = opt_.std.empty() ? info.std : opt_.std;
   finalize(spec_);
+#ifndef PASSLAB_WITHOUT_OPENCV
   // The worker threads are the parallelism; OpenCV's own pool would oversubscribe the cores.
   cv::setNumThreads(1);
+#endif
   if (opt_.drop_last_batch && sampler_.per_rank() > 0 && sampler_.per_rank() < opt_.batch_size) {
     // Dropping the only (partial) batch would leave an empty epoch: keep it.
     PL_WARN("loader over {} ({} samples per rank) keeps its one partial batch of the requested {}", view_.name(),

@@ -8,9 +8,11 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#ifndef PASSLAB_WITHOUT_OPENCV
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#endif
 #include <thread>
 
 #include "passlab/core/check.hpp"
@@ -314,6 +316,7 @@ bool is_image_file(const fs::path& p) {
   return std::find(exts.begin(), exts.end(), ext) != exts.end();
 }
 
+#ifndef PASSLAB_WITHOUT_OPENCV
 // Walks a JPEG's marker structure (SOI, segments, entropy-coded scans) up to its end-of-image
 // marker. libjpeg only warns about a truncated JPEG and fills the missing part with gray, so
 // prepare checks the structure itself; bytes after EOI (camera padding) are allowed.
@@ -338,6 +341,7 @@ bool jpeg_complete(const std::vector<uint8_t>& b) {
   }
   return false;
 }
+#endif
 
 struct FolderItem {
   fs::path path;
@@ -371,8 +375,38 @@ std::vector<FolderItem> list_split(const fs::path& dir, const std::vector<std::s
   return items;
 }
 
+#ifdef PASSLAB_WITHOUT_OPENCV
+
+// Name of an image file's format, from its first bytes (else its extension).
+std::string image_format(const std::vector<uint8_t>& b, const fs::path& path) {
+  auto starts = [&](std::initializer_list<uint8_t> m) {
+    return b.size() >= m.size() && std::equal(m.begin(), m.end(), b.begin());
+  };
+  if (starts({0xFF, 0xD8})) return "JPEG";
+  if (starts({0x89, 'P', 'N', 'G'})) return "PNG";
+  if (starts({'B', 'M'})) return "BMP";
+  if (starts({'R', 'I', 'F', 'F'})) return "WebP";
+  if (starts({'I', 'I', 42, 0}) || starts({'M', 'M', 0, 42})) return "TIFF";
+  return path.extension().string() + " files";
+}
+
+// Without OpenCV, only the message: what it cannot decode.
+struct Image {
+  int rows = 0, cols = 0;
+  uint8_t* data = nullptr;
+};
+[[noreturn]] Image decode_image(const fs::path& path, int64_t) {
+  const std::vector<uint8_t> bytes = read_bytes(path);
+  throw NotImplementedError(path.string() + ": built without OpenCV: cannot decode " + image_format(bytes, path) +
+                            "; rebuild with OpenCV (PASSLAB_WITH_OPENCV=ON)");
+}
+
+#else
+
+using Image = cv::Mat;
+
 // Decodes an image file to HWC uint8 RGB (channels 3) or gray (channels 1).
-cv::Mat decode_image(const fs::path& path, int64_t channels) {
+Image decode_image(const fs::path& path, int64_t channels) {
   const std::vector<uint8_t> bytes = read_bytes(path);
   if (bytes.empty()) throw DataError(path.string() + ": empty image file");
   // Decided by content, not extension (some datasets hold PNGs named .jpg).
@@ -392,6 +426,8 @@ cv::Mat decode_image(const fs::path& path, int64_t channels) {
   return img;
 }
 
+#endif  // PASSLAB_WITHOUT_OPENCV
+
 StoreInfo prepare_imagefolder(const fs::path& src, const fs::path& out, const PrepareOptions& opt) {
   require_dir(src, "source directory");
   require_dir(src / "train", "split directory");
@@ -402,10 +438,13 @@ StoreInfo prepare_imagefolder(const fs::path& src, const fs::path& out, const Pr
   if (classes.empty()) throw DataError((src / "train").string() + ": no class directories");
   const auto train = list_split(src / "train", classes);
   const auto test = list_split(src / "test", classes);
+#ifdef PASSLAB_WITHOUT_OPENCV
+  decode_image(train.front().path, channels);  // throws: says what this build cannot decode
+#endif
   // Classes of train without images were caught by list_split; check every class is in train.
   int64_t h = opt.size, w = opt.size;
   if (opt.size == 0) {
-    cv::Mat first = decode_image(train.front().path, channels);
+    Image first = decode_image(train.front().path, channels);
     h = first.rows;
     w = first.cols;
   }
@@ -433,7 +472,7 @@ StoreInfo prepare_imagefolder(const fs::path& src, const fs::path& out, const Pr
       const int64_t cnt = std::min(block, n - s);
       parallel_for(cnt, opt.threads, [&](int64_t i) {
         const FolderItem& it = (*items)[static_cast<size_t>(s + i)];
-        cv::Mat img = decode_image(it.path, channels);
+        Image img = decode_image(it.path, channels);
         uint8_t* dst = buf.data() + i * rb;
         if (opt.size > 0) {
           auto r = resize_center_crop(img.data, img.rows, img.cols, channels, opt.size);
@@ -512,7 +551,9 @@ StoreInfo prepare(const std::string& format, const fs::path& source_in, const fs
   if (fs::exists(out, ec) && !opt.force)
     throw IOError(out.string() + " already exists; pass --force to replace it");
   g_cancel.store(false);
+#ifndef PASSLAB_WITHOUT_OPENCV
   cv::setNumThreads(1);  // --threads is the parallelism; OpenCV's own pool would oversubscribe
+#endif
   const auto t0 = std::chrono::steady_clock::now();
   PL_INFO("prepare {} from {} -> {}", format, source.string(), out.string());
   StoreInfo info;

@@ -6,16 +6,32 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#ifndef PASSLAB_WITHOUT_OPENCV
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#endif
 #include <iterator>
 #include <stdexcept>
 #include <tuple>
 #include <string>
 #include <vector>
 
+// Tests that need OpenCV (image files, resizing) skip themselves in a build without it
+// (PASSLAB_WITH_OPENCV=OFF, or AUTO where OpenCV is absent); tests of the errors replace them.
+#ifdef PASSLAB_WITHOUT_OPENCV
+#define PASSLAB_SKIP_WITHOUT_OPENCV() GTEST_SKIP() << "built without OpenCV (image decoding and resizing)"
+#else
+#define PASSLAB_SKIP_WITHOUT_OPENCV() static_cast<void>(0)
+#endif
+
 namespace passlab::test {
+
+#ifdef PASSLAB_WITHOUT_OPENCV
+inline constexpr bool kHaveOpenCV = false;
+#else
+inline constexpr bool kHaveOpenCV = true;
+#endif
 
 // Known pixel value of image i at (y, x, channel c).
 inline uint8_t known_pixel(int64_t i, int64_t y, int64_t x, int64_t c) {
@@ -84,6 +100,7 @@ inline std::vector<uint8_t> cifar_bytes(int64_t n, int64_t first, int label_byte
   return b;
 }
 
+#ifndef PASSLAB_WITHOUT_OPENCV
 // Writes an HWC RGB (or gray) image with OpenCV (which wants BGR).
 inline void write_image(const std::filesystem::path& p, const std::vector<uint8_t>& hwc, int h, int w, int c,
                         const std::vector<int>& params = {}) {
@@ -95,5 +112,6 @@ inline void write_image(const std::filesystem::path& p, const std::vector<uint8_
     out = m;
   if (!cv::imwrite(p.string(), out, params)) throw std::runtime_error("imwrite " + p.string());
 }
+#endif
 
 }  // namespace passlab::test

@@ -9,6 +9,7 @@
 
 #include "data_fixtures.hpp"
 #include "passlab/config/config.hpp"
+#include "passlab/core/error.hpp"
 #include "passlab/data/loader.hpp"
 #include "passlab/data/prepare.hpp"
 #include "passlab/data/store.hpp"
@@ -103,6 +104,7 @@ TEST(Loader, DeterministicForAnyThreadCount) {
   TempDir t;
   auto view = whole_train(make_store(t));
   for (Augment aug : {Augment::crop_flip, Augment::rrc_flip}) {
+    if (aug == Augment::rrc_flip && !kHaveOpenCV) continue;  // resizes: needs OpenCV
     LoaderOptions o;
     o.batch_size = 6;
     o.augment = aug;
@@ -173,6 +175,7 @@ TEST(Loader, CropFlipIsAPaddedShiftOrItsMirror) {
 }
 
 TEST(Loader, ResizedCropAndGrayToRgb) {
+  PASSLAB_SKIP_WITHOUT_OPENCV();
   TempDir t;
   write_idx_dataset(t / "raw", 20, 4, 6, 6, false);
   prepare("mnist", t / "raw", t / "g.h5", {});
@@ -230,6 +233,7 @@ TEST(Loader, RanksShareAnEpochExactly) {
 }
 
 TEST(Loader, SameSampleSameAugmentationOnAnyWorldSize) {
+  PASSLAB_SKIP_WITHOUT_OPENCV();
   TempDir t;
   auto view = whole_train(make_store(t));
   auto by_index = [&](int64_t world) {
@@ -311,3 +315,29 @@ TEST(Loader, OptionsFromConfig) {
   EXPECT_FALSE(ev.shuffle);
   EXPECT_FALSE(ev.drop_last_batch);
 }
+
+#ifdef PASSLAB_WITHOUT_OPENCV
+TEST(LoaderWithoutOpenCV, ResizingIsRefusedWhenTheLoaderIsMade) {
+  TempDir t;
+  auto view = whole_train(make_store(t));
+  auto refused = [&](LoaderOptions o, const std::string& needle) {
+    try {
+      Loader l(view, o);
+      ADD_FAILURE() << "loader made; expected: " << needle;
+    } catch (const NotImplementedError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.augment = Augment::rrc_flip;
+  refused(o, "built without OpenCV: cannot resize images (augment = rrc_flip)");
+  o.augment = Augment::none;
+  o.out_size = 12;
+  refused(o, "built without OpenCV: cannot resize images (the store's 8x8 images to input_size 12)");
+  o.out_size = kS;  // the store's own size: no resizing
+  o.augment = Augment::crop_flip;
+  Loader ok(view, o);
+  EXPECT_EQ(epoch(ok, 0).front().images.size(2), kS);
+}
+#endif

@@ -90,6 +90,7 @@ TEST(PrepareIdx, RoundTripPlainAndGzip) {
 }
 
 TEST(PrepareIdx, FashionNamesAndResize) {
+  PASSLAB_SKIP_WITHOUT_OPENCV();
   TempDir t;
   write_idx_dataset(t / "raw", 10, 10, 8, 8, true);
   PrepareOptions o;
@@ -278,6 +279,8 @@ TEST(PrepareCifar, BadInput) {
   }
 }
 
+#ifndef PASSLAB_WITHOUT_OPENCV
+
 namespace {
 // root/{train,test}/<class>/<i>.png with known pixels; returns per split the images in the order
 // prepare must store them (classes sorted, files sorted).
@@ -440,6 +443,37 @@ TEST(PrepareImageFolder, BadInput) {
     expect_refused<DataError>("imagefolder", d, t / "o.h5", "give --size");
   }
 }
+
+#else  // a build without OpenCV: the image-folder tests skip, and its errors are tested instead
+
+TEST(PrepareImageFolder, PngRoundTripExact) { PASSLAB_SKIP_WITHOUT_OPENCV(); }
+TEST(PrepareImageFolder, JpegAndResizeCentreCrop) { PASSLAB_SKIP_WITHOUT_OPENCV(); }
+TEST(PrepareImageFolder, BadInput) { PASSLAB_SKIP_WITHOUT_OPENCV(); }
+
+TEST(PrepareWithoutOpenCV, ImagesAndResizingAreRefusedClearly) {
+  TempDir t;
+  for (auto [name, head] : {std::pair<std::string, std::vector<uint8_t>>{"a.png", {0x89, 'P', 'N', 'G', 13, 10, 26, 10}},
+                            {"a.jpg", {0xFF, 0xD8, 0xFF, 0xE0}}}) {
+    const fs::path d = t / ("folder_" + name);
+    for (const char* split : {"train", "test"}) {
+      fs::create_directories(d / split / "cat");
+      write_bytes(d / split / "cat" / name, head);
+    }
+    const std::string format = name == "a.png" ? "PNG" : "JPEG";
+    expect_refused<NotImplementedError>("imagefolder", d, t / "o.h5",
+                                        "built without OpenCV: cannot decode " + format + "; rebuild with OpenCV");
+  }
+  // --size resizes: refused; the native size needs no resizing.
+  write_idx_dataset(t / "raw", 10, 10, 8, 8, true);
+  PrepareOptions o;
+  o.size = 4;
+  expect_refused<NotImplementedError>("fashion-mnist", t / "raw", t / "f.h5", "built without OpenCV: cannot resize images", o);
+  o.size = 8;
+  prepare("fashion-mnist", t / "raw", t / "f.h5", o);
+  EXPECT_EQ(Store::open(t / "f.h5")->info().height, 8);
+}
+
+#endif  // PASSLAB_WITHOUT_OPENCV
 
 TEST(PrepareCli, ExitCodesAndMessages) {
   const std::string bin = test::env_or("PASSLAB_BINARY", "");

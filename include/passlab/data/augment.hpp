@@ -34,6 +34,11 @@ void finalize(TransformSpec& spec);
 // `rng` is used only by the random augmentations.
 void transform_sample(const TransformSpec& spec, const uint8_t* hwc, Rng& rng, float* out);
 
+// Whether this build can resize images (it uses OpenCV; see PASSLAB_WITH_OPENCV). Without it,
+// finalize() refuses rrc_flip and an out_size other than the store's, and resize_center_crop
+// throws NotImplementedError ("built without OpenCV: ...").
+bool have_image_resize();
+
 // Resizes/crops a decoded image (any size, HWC uint8, 1 or 3 channels) so that its shorter
 // side is `size` and takes the centre size x size (OpenCV INTER_AREA to shrink, INTER_CUBIC to
 // enlarge). Used by prepare; exposed for tests.
