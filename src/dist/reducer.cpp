@@ -2,7 +2,14 @@
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/function_hook.h>
+// torch::autograd::Node is declared in node.h in newer LibTorch (2.15, the venv's) and in
+// function.h in older ones (2.11, the GPU machine's PyTorch); function.h includes node.h where
+// both exist.
+#if __has_include(<torch/csrc/autograd/node.h>)
 #include <torch/csrc/autograd/node.h>
+#else
+#include <torch/csrc/autograd/function.h>
+#endif
 #include <torch/csrc/autograd/variable.h>
 
 #include <map>
