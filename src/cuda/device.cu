@@ -42,6 +42,12 @@ std::vector<DeviceInfo> devices() {
   return out;
 }
 
+std::string pci_bus_id(int device) {
+  char id[64] = {};
+  CUDA_CHECK(cudaDeviceGetPCIBusId(id, sizeof id, device));
+  return id;
+}
+
 int runtime_version() {
   int v = 0;
   CUDA_CHECK(cudaRuntimeGetVersion(&v));

@@ -3,6 +3,8 @@
 
 #include <ATen/ATen.h>
 
+#include <unistd.h>
+
 #include <climits>
 #include <cstring>
 
@@ -11,6 +13,9 @@
 #include "passlab/core/log.hpp"
 #include "passlab/core/mpi_check.hpp"
 #include "passlab/dist/runtime.hpp"
+#ifdef PASSLAB_WITH_CUDA
+#include "passlab/cuda/device.hpp"
+#endif
 
 namespace passlab::dist {
 
@@ -193,11 +198,45 @@ std::unique_ptr<Communicator> make_communicator(const std::string& backend, cons
   return make_communicator(backend, rt, rt.group());
 }
 
+#ifdef PASSLAB_WITH_CUDA
+namespace {
+// NCCL refuses a communicator with two ranks on one GPU ("Duplicate GPU detected"). Collective
+// over `group`: every rank learns the same answer, empty when each rank has a GPU of its own.
+std::string shared_gpu(const Runtime& rt, MPI_Comm group) {
+  int size = 1;
+  MPI_CHECK(MPI_Comm_size(group, &size));
+  if (size == 1) return "";
+  constexpr int kLen = 320;
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  std::string me = std::string(host) + " GPU " + cuda::pci_bus_id(rt.device().index());
+  std::vector<char> mine(kLen, 0), all(static_cast<size_t>(kLen) * size, 0);
+  std::memcpy(mine.data(), me.data(), std::min<size_t>(me.size(), kLen - 1));
+  MPI_CHECK(MPI_Allgather(mine.data(), kLen, MPI_CHAR, all.data(), kLen, MPI_CHAR, group));
+  for (int i = 0; i < size; ++i)
+    for (int j = i + 1; j < size; ++j)
+      if (std::strncmp(&all[size_t(i) * kLen], &all[size_t(j) * kLen], kLen) == 0)
+        return "ranks " + std::to_string(i) + " and " + std::to_string(j) + " of the run group share " +
+               std::string(&all[size_t(i) * kLen]) + " (NCCL needs one GPU per rank)";
+  return "";
+}
+}  // namespace
+#endif
+
 std::unique_ptr<Communicator> make_communicator(const std::string& backend, const Runtime& rt, MPI_Comm group) {
   if (backend != "auto" && backend != "nccl" && backend != "mpi")
     throw ConfigError("dist.backend must be auto, nccl or mpi, not \"" + backend + "\"");
   for (const auto& b : backends(rt)) {
     if (backend != "auto" && b.name != backend) continue;
+#ifdef PASSLAB_WITH_CUDA
+    if (b.name == "nccl" && b.available) {
+      if (std::string why = shared_gpu(rt, group); !why.empty()) {
+        if (backend == "nccl") throw ConfigError("dist.backend = \"nccl\" is not available: " + why);
+        PL_WARN("dist: {}; using the MPI backend", why);
+        continue;
+      }
+    }
+#endif
     if (!b.available) {
       if (backend == "auto") continue;
       throw ConfigError("dist.backend = \"" + backend + "\" is not available: " + b.why);

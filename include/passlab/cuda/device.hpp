@@ -17,6 +17,9 @@ struct DeviceInfo {
 
 int device_count();                 // 0 when no driver or no device (never throws)
 std::vector<DeviceInfo> devices();
+// PCI address of a device ("0000:3b:00.0"): the same GPU seen by several processes, whatever
+// their CUDA_VISIBLE_DEVICES.
+std::string pci_bus_id(int device);
 int runtime_version();              // e.g. 13000
 int driver_version();               // 0 without a driver
 int nccl_version();                 // e.g. 23007, from the loaded libnccl

@@ -78,7 +78,9 @@ struct BackendInfo {
 std::vector<BackendInfo> backends(const Runtime& rt);
 
 // Creates the communicator of `group` (default: the runtime's run group). `backend` is
-// auto | nccl | mpi; asking for one that is not available is a ConfigError saying why.
+// auto | nccl | mpi; asking for one that is not available is a ConfigError saying why. NCCL needs
+// a GPU of its own per rank of the group: where two ranks share one (more ranks on a node than
+// GPUs), auto takes MPI with a warning and nccl is a ConfigError.
 std::unique_ptr<Communicator> make_communicator(const std::string& backend, const Runtime& rt);
 std::unique_ptr<Communicator> make_communicator(const std::string& backend, const Runtime& rt, MPI_Comm group);
 
