@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """PyTorch side of bench/train_throughput: the same model and training step as passlab's
-(SGD momentum 0.9, weight decay 5e-4, cross-entropy, train mode, fp32, CPU), timed the same way.
+(SGD momentum 0.9, weight decay 5e-4, cross-entropy, train mode; fp32 on CPU, fp32 or bf16
+autocast on CUDA), in plain eager PyTorch, timed the same way.
 
     train_throughput_ref.py --arch resnet18 --in-ch 3 --size 32 --batch 128 --threads 2 --steps 5
-prints one JSON line: {"arch": ..., "images_per_s": ..., "step_s": [...]}.
+    train_throughput_ref.py --arch resnet50 --size 224 --stem imagenet --batch 64 --device cuda --precision bf16
+prints one JSON line: {"arch": ..., "images_per_s": ..., "step_s": [...]}. On CUDA the clock
+starts after a synchronisation at the first timed step and stops after one at the end (step_s
+then holds the total only).
 """
 import argparse
 import json
@@ -56,11 +60,14 @@ class CifarResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def make(arch, in_ch, classes):
-    if arch == "resnet18":  # torchvision ResNet-18 with the CIFAR stem (3x3/1 conv, no max-pool)
-        m = torchvision.models.resnet18(weights=None, num_classes=classes)
-        m.conv1 = nn.Conv2d(in_ch, 64, 3, 1, 1, bias=False)
-        m.maxpool = nn.Identity()
+def make(arch, in_ch, classes, stem="cifar"):
+    if arch in ("resnet18", "resnet50"):
+        m = getattr(torchvision.models, arch)(weights=None, num_classes=classes)
+        if stem == "cifar":  # the CIFAR stem: 3x3/1 conv, no max-pool
+            m.conv1 = nn.Conv2d(in_ch, 64, 3, 1, 1, bias=False)
+            m.maxpool = nn.Identity()
+        elif in_ch != 3:
+            m.conv1 = nn.Conv2d(in_ch, 64, 7, 2, 3, bias=False)
         return m
     if arch == "resnet20":
         return CifarResNet([3, 3, 3], [16, 32, 64], in_ch, classes)
@@ -77,29 +84,44 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--stem", default="cifar", choices=["cifar", "imagenet"])
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    model = make(a.arch, a.in_ch, a.classes)
+    dev = torch.device(a.device)
+    cuda = dev.type == "cuda"
+    bf16 = cuda and a.precision == "bf16"  # as passlab: bf16 autocast on GPU only
+    model = make(a.arch, a.in_ch, a.classes, a.stem).to(dev)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    x = torch.randn(a.batch, a.in_ch, a.size, a.size)
-    y = torch.randint(0, a.classes, (a.batch,))
+    x = torch.randn(a.batch, a.in_ch, a.size, a.size, device=dev)
+    y = torch.randint(0, a.classes, (a.batch,), device=dev)
     times = []
     faults0 = 0
+    start = 0.0
     for i in range(a.warmup + a.steps):
         if i == a.warmup:
+            if cuda:
+                torch.cuda.synchronize()
             faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            start = time.perf_counter()
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=False)
-        loss = F.cross_entropy(model(x), y)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
-        if i >= a.warmup:
+        if i >= a.warmup and not cuda:
             times.append(time.perf_counter() - t0)
+    if cuda:
+        torch.cuda.synchronize()
+        times = [time.perf_counter() - start]
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
-    print(json.dumps({"arch": a.arch, "torch": torch.__version__, "threads": a.threads, "batch": a.batch,
-                      "images_per_s": a.batch * len(times) / sum(times), "step_s": times,
+    print(json.dumps({"arch": a.arch, "torch": torch.__version__, "device": a.device,
+                      "precision": "bf16" if bf16 else "fp32", "threads": a.threads, "batch": a.batch,
+                      "images_per_s": a.batch * a.steps / sum(times), "step_s": times,
                       "minor_faults_per_step": faults / a.steps}))
 
 
