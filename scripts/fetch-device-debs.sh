@@ -7,8 +7,9 @@
 #                                and their runtime libraries (hwloc, libevent, PMIx, munge, szip);
 #                                device-check.sh puts their lib dirs first.
 #   .device-debs/fallback/*.deb  libraries the primary ones need that an Ubuntu 24.04-like image
-#                                usually has already (libcurl4 and its closure, OpenSSL, libudev):
-#                                device-check.sh keeps only those whose SONAME the machine lacks.
+#                                usually has already (libcurl4 and its closure, OpenSSL, libudev),
+#                                and zlib's header: device-check.sh keeps only the libraries whose
+#                                SONAME the machine lacks, and the header only where it has none.
 #   .device-debs/fashion-mnist/  the first $DEVICE_TRAIN train / $DEVICE_TEST test images of Debian's
 #                                Fashion-MNIST as idx .gz files (enough for experiments/quickstart.toml).
 #   .device-debs/MANIFEST        package=version and sizes.
@@ -34,8 +35,9 @@ PRIMARY=(
   libtcmalloc-minimal4
 )
 # The runtime closure of libhdf5 (libcurl.so.4, libcrypto.so.3) and libhwloc (libudev.so.1),
-# minus libc6, libgcc-s1, libstdc++6 and zlib1g.
+# minus libc6, libgcc-s1, libstdc++6 and zlib1g; and zlib.h (src/data includes it, links -lz).
 FALLBACK=(
+  zlib1g-dev
   libcurl4 libssl3 libudev1
   libbrotli1 libcom-err2 libdb5.3 libffi8 libgmp10 libgnutls30 libgssapi-krb5-2 libhogweed6
   libidn2-0 libk5crypto3 libkeyutils1 libkrb5-3 libkrb5support0 libldap-2.5-0 libnettle8
