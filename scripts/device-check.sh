@@ -52,7 +52,8 @@
 #              is auto
 # Knobs (environment): OUT, DC_STAGES, DC_DEADLINE_S, DC_DEBS, DC_DEBROOT, DC_BUILD, DC_JOBS,
 # DC_TORCH_PREFIX, DC_CUDA_ARCH, DC_CMAKE_ARGS (extra configure arguments), DC_CTEST_ARGS,
-# DC_BENCH_STEPS, DC_LIMIT_<stage> (seconds; defaults in LIMIT below), PASSLAB_PYTHON.
+# DC_BENCH_STEPS, DC_SWEEP_DEVICE (cuda), DC_SWEEP_SET (more --set overrides), DC_LIMIT_<stage>
+# (seconds; defaults in LIMIT below), PASSLAB_PYTHON.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -69,11 +70,15 @@ export DC_CUDA_ARCH=${DC_CUDA_ARCH:-90}
 export DC_CMAKE_ARGS=${DC_CMAKE_ARGS:-}
 export DC_CTEST_ARGS=${DC_CTEST_ARGS:-}
 export DC_BENCH_STEPS=${DC_BENCH_STEPS:-40}
+export DC_SWEEP_DEVICE=${DC_SWEEP_DEVICE:-cuda} DC_SWEEP_SET=${DC_SWEEP_SET:-}
 export WORK=$DC_BUILD/device-check
 export LOGS=$WORK/logs
 export ROOT
 mkdir -p "$OUT" "$LOGS"
 LOG=$OUT/device-check.log
+# This call's results only (a rerun keeps the build, not the last call's numbers).
+rm -f "$LOGS"/*.log "$WORK"/{nccl_tests.json,peak.json,train_throughput.json,allreduce.json,sweep_table.txt} \
+  "$WORK"/{sweep_run_file.txt,ctest_junit.xml,ctest_LastTest.log,CMakeCache.txt}
 : > "$WORK/stages.tsv"
 echo "device-check $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') $(date -u +%FT%TZ) stages: $DC_STAGES" | tee "$LOG"
 
@@ -276,8 +281,8 @@ st_sweep() {
   rm -rf "$out"; mkdir -p "$data"
   "$DC_BUILD/passlab" prepare fashion-mnist "$DC_DEBS/fashion-mnist" --out "$data/fashion_mnist.h5" --force || return 1
   mpirun -np 2 --bind-to none "$DC_BUILD/passlab" run experiments/quickstart.toml \
-    --set data.root="$data" --set output.dir="$out" --set dist.device=cuda --set dist.ranks_per_run=1 \
-    --set dense.precision=bf16 --set finetune.precision=bf16
+    --set data.root="$data" --set output.dir="$out" --set dist.device="$DC_SWEEP_DEVICE" --set dist.ranks_per_run=1 \
+    --set dense.precision=bf16 --set finetune.precision=bf16 $DC_SWEEP_SET
   local rc=$?
   "$DC_BUILD/passlab" inspect "$out" | tee "$WORK/sweep_table.txt"
   local one; one=$(ls "$out"/runs/*.h5 2>/dev/null | head -1)
