@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <climits>
 #include <cstring>
 
@@ -208,7 +209,11 @@ std::string shared_gpu(const Runtime& rt, MPI_Comm group) {
   if (size == 1) return "";
   constexpr int kLen = 320;
   char host[256] = {};
-  gethostname(host, sizeof host - 1);
+  // Without a host name, ranks on one PCI bus id are taken to share that GPU (the safe answer).
+  if (gethostname(host, sizeof host - 1) != 0) {
+    PL_WARN("dist: gethostname failed ({}); assuming ranks with the same GPU bus id share it", std::strerror(errno));
+    std::strcpy(host, "?");
+  }
   std::string me = std::string(host) + " GPU " + cuda::pci_bus_id(rt.device().index());
   std::vector<char> mine(kLen, 0), all(static_cast<size_t>(kLen) * size, 0);
   std::memcpy(mine.data(), me.data(), std::min<size_t>(me.size(), kLen - 1));
