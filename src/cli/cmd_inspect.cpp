@@ -2,6 +2,8 @@
 #include <filesystem>
 #include <memory>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "commands.hpp"
 #include "passlab/core/error.hpp"
@@ -11,24 +13,27 @@
 namespace passlab::cli {
 namespace {
 
-// Any attribute as text: scalars as they are, arrays as [a, b, ...].
+// A scalar attribute's value as it is; an array's as [a, b, ...].
+std::string list_text(const std::vector<std::string>& v) {
+  if (v.size() == 1) return v[0];
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + v[i];
+  return out + "]";
+}
+
+// Any attribute as text: strings, integers, then any other number.
 std::string attr_text(const io::Group& g, const std::string& a) {
-  std::string out;
   try {
-    auto v = g.attr_strings(a);
-    if (v.size() == 1) return v[0];
-    for (auto& x : v) out += (out.empty() ? "" : ", ") + x;
-    return "[" + out + "]";
+    return list_text(g.attr_strings(a));
   } catch (const IOError&) {
   }
   try {
-    if (auto i = g.attr_int(a); true) return std::to_string(i);
+    return std::to_string(g.attr_int(a));
   } catch (const IOError&) {
   }
-  auto v = g.attr_doubles(a);
-  if (v.size() == 1) return std::to_string(v[0]);
-  for (auto x : v) out += (out.empty() ? "" : ", ") + std::to_string(x);
-  return "[" + out + "]";
+  std::vector<std::string> numbers;
+  for (double x : g.attr_doubles(a)) numbers.push_back(std::to_string(x));
+  return list_text(numbers);
 }
 
 void print_group(const io::Group& g, int depth) {
