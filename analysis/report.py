@@ -7,6 +7,10 @@
                                       speed-up (dense latency / pruned latency, mean); the dense
                                       model's top-1 alongside; the best mean top-1 of a row marked
                                       (bold in Markdown/LaTeX, column best_method in the CSV)
+  methods.csv (and tables.md's        the same cells one line per dataset x arch x budget x method:
+  "Per method" section)               top-1, its change from each run's own dense model, MACs and
+                                      parameters kept (fraction of dense, mean) and speed-up, each
+                                      mean ± std over seeds
   runs.csv                            every complete run, one line each (the numbers averaged)
   excluded.csv                        runs NOT in the tables: failed, incomplete, damaged, ...
   plots/*.png, plots/*.pdf            see analysis/plots.py
@@ -42,6 +46,11 @@ class Cell:
     n: int
     n_excluded: int = 0      # failed/incomplete runs of this cell
     missed_budget: int = 0   # runs with budget_met == 0
+    mac_ratio_std: float = math.nan
+    params_ratio_mean: float = math.nan   # params / dense params
+    params_ratio_std: float = math.nan
+    delta_mean: float = math.nan          # top-1 minus the run's own dense top-1, points
+    delta_std: float = math.nan
 
 
 @dataclasses.dataclass
@@ -53,6 +62,7 @@ class Row:
     dense_top1_std: float
     cells: dict              # method -> Cell
     best: list               # methods with the best mean top-1 (ties: all)
+    dense_n: int = 0         # dense models behind the row's runs
 
 
 def _mean_std(xs):
@@ -92,14 +102,17 @@ def aggregate(result: runs_mod.ResultSet, decimals: int = 2):
                 continue
             t_mean, t_std = _mean_std([100 * r.top1 for r in rs])
             s_mean, s_std = _mean_std([float(r.summary["speedup"]) for r in rs])
-            mr, _ = _mean_std([float(r.summary["mac_ratio"]) for r in rs])
+            mr, mr_std = _mean_std([float(r.summary["mac_ratio"]) for r in rs])
+            pr, pr_std = _mean_std([float(r.summary["params"]) / float(r.summary["dense_params"]) for r in rs])
+            dl, dl_std = _mean_std([100 * (r.top1 - float(r.summary["dense_top1"])) for r in rs])
             missed = sum(1 for r in rs if int(r.summary.get("budget_met", 1)) == 0)
-            cells[m] = Cell(rs, t_mean, t_std, s_mean, s_std, mr, len(rs), excluded.get((ds, arch, b, m), 0), missed)
+            cells[m] = Cell(rs, t_mean, t_std, s_mean, s_std, mr, len(rs), excluded.get((ds, arch, b, m), 0), missed,
+                            mr_std, pr, pr_std, dl, dl_std)
         d_mean, d_std = _mean_std([100 * v for v in dense.values()]) if dense else (math.nan, math.nan)
         scored = {m: round(c.top1_mean, decimals) for m, c in cells.items() if c.n}
         top = max(scored.values()) if scored else None
         best = [m for m, v in scored.items() if v == top] if len(scored) > 1 else []
-        rows.append(Row(ds, arch, b, d_mean, d_std, cells, best))
+        rows.append(Row(ds, arch, b, d_mean, d_std, cells, best, len(dense)))
     return rows, methods
 
 
@@ -155,6 +168,39 @@ def markdown_table(rows, methods, decimals=2) -> str:
             acc += _marks(c)
             cells += [acc, "–" if not c.n else f"{c.speedup_mean:.2f}×"]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _signed(mean, std, d=2):
+    if math.isnan(mean):
+        return "–"
+    return f"{mean:+.{d}f}" if math.isnan(std) else f"{mean:+.{d}f} ± {std:.{d}f}"
+
+
+def method_table(rows, methods, decimals=2) -> str:
+    """The cells of markdown_table one line per method: narrow enough to read with many methods."""
+    lines = ["| dataset | arch | MAC budget | method | n | top-1 (%) | vs dense (pt) | MACs kept (%) | "
+             "params kept (%) | speed-up |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r.dataset} | {r.arch} | {_budget_pct(r.budget)} | dense | {r.dense_n} | "
+                     f"{_fmt(r.dense_top1_mean, r.dense_top1_std, decimals)} | | 100 | 100 | 1× |")
+        for m in methods:
+            c = r.cells.get(m)
+            if c is None:
+                continue
+            if not c.n:
+                lines.append(f"| {r.dataset} | {r.arch} | {_budget_pct(r.budget)} | {m} | 0 | –{_marks(c)} | – | – | – | – |")
+                continue
+            acc = _fmt(c.top1_mean, c.top1_std, decimals)
+            if m in r.best:
+                acc = f"**{acc}**"
+            lines.append("| " + " | ".join([
+                r.dataset, r.arch, _budget_pct(r.budget), m, str(c.n), acc + _marks(c),
+                _signed(c.delta_mean, c.delta_std, decimals),
+                _fmt(100 * c.mac_ratio_mean, 100 * c.mac_ratio_std, decimals),
+                _fmt(100 * c.params_ratio_mean, 100 * c.params_ratio_std, 1),
+                _fmt(c.speedup_mean, c.speedup_std, decimals) + "×"]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -229,6 +275,27 @@ def write_tables_csv(path, rows, methods):
             w.writerow(line)
 
 
+METHOD_COLUMNS = ["dataset", "arch", "budget", "method", "n", "top1_mean", "top1_std", "delta_dense_mean",
+                  "delta_dense_std", "mac_ratio_mean", "mac_ratio_std", "params_ratio_mean", "params_ratio_std",
+                  "speedup_mean", "speedup_std", "excluded", "missed_budget", "best"]
+
+
+def write_methods_csv(path, rows, methods):
+    """One line per dataset x arch x budget x method (cells with runs or excluded runs only)."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(METHOD_COLUMNS)
+        for r in rows:
+            for m in methods:
+                c = r.cells.get(m)
+                if c is None:
+                    continue
+                w.writerow([r.dataset, r.arch, repr(r.budget), m, c.n] + [_num(x) for x in (
+                    c.top1_mean, c.top1_std, c.delta_mean, c.delta_std, c.mac_ratio_mean, c.mac_ratio_std,
+                    c.params_ratio_mean, c.params_ratio_std, c.speedup_mean, c.speedup_std)] +
+                    [c.n_excluded, c.missed_budget, int(m in r.best)])
+
+
 RUN_COLUMNS = ["run_id", "dataset", "arch", "budget", "method", "seed", "top1", "top5", "test_loss", "val_top1",
                "dense_top1", "macs", "dense_macs", "mac_ratio", "ops_full", "dense_ops_full", "params",
                "dense_params", "budget_met", "latency_dense_ms", "latency_pruned_ms", "speedup", "latency_batch",
@@ -292,22 +359,28 @@ def write_report(results_dir, out_dir, on_damaged="raise", plots=True, decimals=
     result = runs_mod.scan(results_dir, on_damaged=on_damaged)
     rows, methods = aggregate(result, decimals)
     md = markdown_table(rows, methods, decimals)
+    per_method = ("One line per method; vs dense: top-1 minus the run's own dense model's top-1, mean ± std "
+                  "over seeds; MACs and parameters kept as a percentage of the dense model's.\n\n"
+                  + method_table(rows, methods, decimals))
     excl = excluded_markdown(result, out)
     legend = LEGEND.replace("{n}", str(usual_n(rows)))
     where = sorted({(str(r.summary.get("latency_device", "?")), int(r.summary.get("latency_batch", 0))) for r in result.runs})
     if where:
         legend += " Latency measured on " + "; ".join(f"{d}, batch {b}" for d, b in where) + "."
-    (out / "tables.md").write_text("# Results\n\n" + legend + "\n\n" + md + "\n## Runs not in the tables\n\n" + excl)
+    (out / "tables.md").write_text("# Results\n\n" + legend + "\n\n" + md + "\n## Per method\n\n" + per_method
+                                   + "\n## Runs not in the tables\n\n" + excl)
     (out / "tables.tex").write_text(latex_table(rows, methods, decimals))
     write_tables_csv(out / "tables.csv", rows, methods)
+    write_methods_csv(out / "methods.csv", rows, methods)
     write_runs_csv(out / "runs.csv", result, out)
     write_excluded_csv(out / "excluded.csv", result, out)
     written = plots_mod.write_all(result, rows, methods, out / "plots") if plots else []
     idx = ["# passlab report", "", f"Results: `{results_dir}` — {len(result.runs)} complete runs, "
            f"{len(result.problems)} not in the tables.", "",
            "Files: `tables.md`, `tables.tex`, `tables.csv` (one row per dataset × arch × budget), `runs.csv` "
-           "(every complete run), `excluded.csv` (runs not in the tables), `plots/` (PNG and PDF).", "",
-           "## Table", "", legend, "", md, "## Runs not in the tables", "", excl, "## Plots", ""]
+           "(every complete run), `excluded.csv` (runs not in the tables), `methods.csv` (one line per method and "
+           "row), `plots/` (PNG and PDF).", "",
+           "## Table", "", legend, "", md, "## Per method", "", per_method, "## Runs not in the tables", "", excl, "## Plots", ""]
     for p in written:
         if p.suffix == ".png":
             idx.append(f"![{p.stem}](plots/{p.name})")

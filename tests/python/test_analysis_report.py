@@ -127,6 +127,36 @@ def test_tables_hold_the_files_numbers(analysis_sweep, report):
     assert checked == len(runs)
 
 
+def test_methods_csv_and_per_method_lines_hold_the_files_numbers(analysis_sweep, report):
+    runs = read_runs(analysis_sweep["results"])
+    cells = expected_cells(runs)
+    with open(report / "methods.csv") as f:
+        lines = list(csv.DictReader(f))
+    by_key = {(l["dataset"], l["arch"], float(l["budget"]), l["method"]): l for l in lines}
+    md = (report / "tables.md").read_text()
+    per_method = md[md.index("## Per method"):md.index("## Runs not in the tables")]
+    assert {k for k in by_key if int(by_key[k]["n"])} == set(cells)
+    for key, rs in cells.items():
+        l = by_key[key]
+        assert int(l["n"]) == len(rs)
+        top1 = [100 * r["top1"] for r in rs]
+        delta = [100 * (r["top1"] - r["dense_top1"]) for r in rs]
+        macs = [r["macs"] / r["dense_macs"] for r in rs]
+        params = [r["params"] / r["dense_params"] for r in rs]
+        speed = [r["latency_dense_ms"] / r["latency_pruned_ms"] for r in rs]
+        for col, xs in (("top1", top1), ("delta_dense", delta), ("mac_ratio", macs), ("params_ratio", params),
+                        ("speedup", speed)):
+            assert close(l[f"{col}_mean"], float(np.mean(xs)), 1e-6), (key, col)
+            assert close(l[f"{col}_std"], sd(xs), 1e-6), (key, col)
+        # The Markdown line of the cell carries the same formatted numbers.
+        line = next(x for x in per_method.splitlines()
+                    if x.startswith(f"| {key[0]} | {key[1]} | {100 * key[2]:g}% | {key[3]} |"))
+        assert fmt(top1) in line
+        d = f"{np.mean(delta):+.2f}" + ("" if len(rs) == 1 else f" ± {sd(delta):.2f}")
+        assert d in line, (d, line)
+        assert f"{100 * np.mean(macs):.2f}" in line
+
+
 def test_runs_csv_lists_every_run(analysis_sweep, report):
     runs = read_runs(analysis_sweep["results"])
     with open(report / "runs.csv") as f:
