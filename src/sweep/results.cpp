@@ -205,10 +205,19 @@ std::vector<Row> scan_rows(const fs::path& dir) {
 
 std::string format_table(const std::vector<Row>& rows, bool with_dense) {
   std::string out;
-  char line[512];
-  std::snprintf(line, sizeof line, "%-9s %-13s %-16s %-10s %-14s %6s %4s %7s %12s %6s %7s %8s\n", "status", "id",
-                "method", "arch", "dataset", "budget", "seed", "top1%", "MACs", "MACs%", "speedup", "time");
-  out += line;
+  // Text columns as wide as their longest entry (at least the usual widths), so that names such as
+  // pass_no_recurrence keep the columns aligned.
+  int wm = 16, wa = 10, wd = 14;
+  for (auto& r : rows) {
+    if (!with_dense && r.kind == "dense") continue;
+    wm = std::max(wm, static_cast<int>(r.method.size()));
+    wa = std::max(wa, static_cast<int>(r.arch.size()));
+    wd = std::max(wd, static_cast<int>(r.dataset.size()));
+  }
+  std::vector<char> line(static_cast<size_t>(wm + wa + wd) + 512);
+  std::snprintf(line.data(), line.size(), "%-9s %-13s %-*s %-*s %-*s %6s %4s %7s %12s %6s %7s %8s\n", "status", "id", wm,
+                "method", wa, "arch", wd, "dataset", "budget", "seed", "top1%", "MACs", "MACs%", "speedup", "time");
+  out += line.data();
   auto num = [](double v, const char* fmt) {
     char b[32];
     if (v < 0 || !std::isfinite(v)) return std::string("-");
@@ -218,13 +227,13 @@ std::string format_table(const std::vector<Row>& rows, bool with_dense) {
   for (auto& r : rows) {
     if (!with_dense && r.kind == "dense") continue;
     std::string secs = r.seconds < 0 ? "-" : num(r.seconds, "%.0fs");
-    std::snprintf(line, sizeof line, "%-9s %-13s %-16s %-10s %-14s %6s %4s %7s %12s %6s %7s %8s\n", r.status.c_str(),
-                  r.id.c_str(), r.method.empty() ? "-" : r.method.c_str(), r.arch.empty() ? "-" : r.arch.c_str(),
-                  r.dataset.empty() ? "-" : r.dataset.c_str(), r.kind == "dense" ? "1.00" : num(r.budget, "%.2f").c_str(),
+    std::snprintf(line.data(), line.size(), "%-9s %-13s %-*s %-*s %-*s %6s %4s %7s %12s %6s %7s %8s\n",
+                  r.status.c_str(), r.id.c_str(), wm, r.method.empty() ? "-" : r.method.c_str(), wa,
+                  r.arch.empty() ? "-" : r.arch.c_str(), wd, r.dataset.empty() ? "-" : r.dataset.c_str(), r.kind == "dense" ? "1.00" : num(r.budget, "%.2f").c_str(),
                   r.seed < 0 ? "-" : std::to_string(r.seed).c_str(), num(100 * r.top1, "%.2f").c_str(),
                   r.macs < 0 ? "-" : std::to_string(r.macs).c_str(), num(100 * r.mac_ratio, "%.1f").c_str(),
                   num(r.speedup, "%.2f").c_str(), secs.c_str());
-    out += line;
+    out += line.data();
     if (r.status != "complete" && !r.error.empty()) {
       std::string e = r.error.size() > 300 ? r.error.substr(0, 300) + "..." : r.error;
       out += "          error" + (r.attempts > 0 ? " (attempt " + std::to_string(r.attempts) + ")" : std::string()) + ": " +
