@@ -199,6 +199,21 @@ std::unique_ptr<Communicator> make_communicator(const std::string& backend, cons
   return make_communicator(backend, rt, rt.group());
 }
 
+std::string unavailable_in_group(bool available, const std::string& why, MPI_Comm group) {
+  int size = 1;
+  MPI_CHECK(MPI_Comm_size(group, &size));
+  const int mine = available ? 1 : 0;
+  std::vector<int> all(static_cast<size_t>(size), 0);
+  MPI_CHECK(MPI_Allgather(&mine, 1, MPI_INT, all.data(), 1, MPI_INT, group));
+  std::string ranks;
+  for (int r = 0; r < size; ++r)
+    if (!all[static_cast<size_t>(r)]) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
+  if (ranks.empty()) return "";
+  const std::string who = size == 1 ? std::string() : "rank(s) " + ranks + " of the run group cannot use it";
+  if (available) return who;
+  return who.empty() ? why : why + "; " + who;
+}
+
 #ifdef PASSLAB_WITH_CUDA
 namespace {
 // NCCL refuses a communicator with two ranks on one GPU ("Duplicate GPU detected"). Collective
@@ -234,10 +249,14 @@ std::unique_ptr<Communicator> make_communicator(const std::string& backend, cons
   for (const auto& b : backends(rt)) {
     if (backend != "auto" && b.name != backend) continue;
 #ifdef PASSLAB_WITH_CUDA
-    if (b.name == "nccl" && b.available) {
-      if (std::string why = shared_gpu(rt, group); !why.empty()) {
+    if (b.name == "nccl") {
+      // Both probes are collective: every rank of the group gets here (the list is the same on
+      // every rank) and leaves with the same answer.
+      std::string why = unavailable_in_group(b.available, b.why, group);
+      if (why.empty()) why = shared_gpu(rt, group);
+      if (!why.empty()) {
         if (backend == "nccl") throw ConfigError("dist.backend = \"nccl\" is not available: " + why);
-        PL_WARN("dist: {}; using the MPI backend", why);
+        if (b.available) PL_WARN("dist: NCCL: {}; using the MPI backend", why);
         continue;
       }
     }

@@ -77,10 +77,17 @@ struct BackendInfo {
 };
 std::vector<BackendInfo> backends(const Runtime& rt);
 
+// Whether a backend is available on every rank of `group`. Collective over `group`: every rank
+// must call it, and every rank gets the same decision, so that no rank waits in a set-up that
+// another rank skipped. Empty when every rank can; otherwise why not: this rank's own `why` where
+// it cannot, and on every rank the list of ranks that cannot.
+std::string unavailable_in_group(bool available, const std::string& why, MPI_Comm group);
+
 // Creates the communicator of `group` (default: the runtime's run group). `backend` is
 // auto | nccl | mpi; asking for one that is not available is a ConfigError saying why. NCCL needs
 // a GPU of its own per rank of the group: where two ranks share one (more ranks on a node than
-// GPUs), auto takes MPI with a warning and nccl is a ConfigError.
+// GPUs), auto takes MPI with a warning and nccl is a ConfigError. The ranks of a group always agree
+// on the backend: where some rank's device is not a GPU, they all take MPI (or all fail).
 std::unique_ptr<Communicator> make_communicator(const std::string& backend, const Runtime& rt);
 std::unique_ptr<Communicator> make_communicator(const std::string& backend, const Runtime& rt, MPI_Comm group);
 
