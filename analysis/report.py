@@ -107,7 +107,8 @@ def aggregate(result: runs_mod.ResultSet, decimals: int = 2):
             dl, dl_std = _mean_std([100 * (r.top1 - float(r.summary["dense_top1"])) for r in rs])
             missed = sum(1 for r in rs if int(r.summary.get("budget_met", 1)) == 0)
             cells[m] = Cell(rs, t_mean, t_std, s_mean, s_std, mr, len(rs), excluded.get((ds, arch, b, m), 0), missed,
-                            mr_std, pr, pr_std, dl, dl_std)
+                            mac_ratio_std=mr_std, params_ratio_mean=pr, params_ratio_std=pr_std, delta_mean=dl,
+                            delta_std=dl_std)
         d_mean, d_std = _mean_std([100 * v for v in dense.values()]) if dense else (math.nan, math.nan)
         scored = {m: round(c.top1_mean, decimals) for m, c in cells.items() if c.n}
         top = max(scored.values()) if scored else None

@@ -214,9 +214,11 @@ std::string format_table(const std::vector<Row>& rows, bool with_dense) {
     wa = std::max(wa, static_cast<int>(r.arch.size()));
     wd = std::max(wd, static_cast<int>(r.dataset.size()));
   }
+  // One layout for the header and every row.
+  constexpr const char* kLayout = "%-9s %-13s %-*s %-*s %-*s %6s %4s %7s %12s %6s %7s %8s\n";
   std::vector<char> line(static_cast<size_t>(wm + wa + wd) + 512);
-  std::snprintf(line.data(), line.size(), "%-9s %-13s %-*s %-*s %-*s %6s %4s %7s %12s %6s %7s %8s\n", "status", "id", wm,
-                "method", wa, "arch", wd, "dataset", "budget", "seed", "top1%", "MACs", "MACs%", "speedup", "time");
+  std::snprintf(line.data(), line.size(), kLayout, "status", "id", wm, "method", wa, "arch", wd, "dataset", "budget",
+                "seed", "top1%", "MACs", "MACs%", "speedup", "time");
   out += line.data();
   auto num = [](double v, const char* fmt) {
     char b[32];
@@ -227,9 +229,9 @@ std::string format_table(const std::vector<Row>& rows, bool with_dense) {
   for (auto& r : rows) {
     if (!with_dense && r.kind == "dense") continue;
     std::string secs = r.seconds < 0 ? "-" : num(r.seconds, "%.0fs");
-    std::snprintf(line.data(), line.size(), "%-9s %-13s %-*s %-*s %-*s %6s %4s %7s %12s %6s %7s %8s\n",
-                  r.status.c_str(), r.id.c_str(), wm, r.method.empty() ? "-" : r.method.c_str(), wa,
-                  r.arch.empty() ? "-" : r.arch.c_str(), wd, r.dataset.empty() ? "-" : r.dataset.c_str(), r.kind == "dense" ? "1.00" : num(r.budget, "%.2f").c_str(),
+    std::snprintf(line.data(), line.size(), kLayout, r.status.c_str(), r.id.c_str(), wm,
+                  r.method.empty() ? "-" : r.method.c_str(), wa, r.arch.empty() ? "-" : r.arch.c_str(), wd,
+                  r.dataset.empty() ? "-" : r.dataset.c_str(), r.kind == "dense" ? "1.00" : num(r.budget, "%.2f").c_str(),
                   r.seed < 0 ? "-" : std::to_string(r.seed).c_str(), num(100 * r.top1, "%.2f").c_str(),
                   r.macs < 0 ? "-" : std::to_string(r.macs).c_str(), num(100 * r.mac_ratio, "%.1f").c_str(),
                   num(r.speedup, "%.2f").c_str(), secs.c_str());
