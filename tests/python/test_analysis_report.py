@@ -157,6 +157,31 @@ def test_methods_csv_and_per_method_lines_hold_the_files_numbers(analysis_sweep,
         assert f"{100 * np.mean(macs):.2f}" in line
 
 
+def test_paired_differences_and_kept_shares_match_the_files(analysis_sweep, capsys):
+    from analysis import paired as paired_mod
+    from analysis import runs as runs_mod
+    runs = read_runs(analysis_sweep["results"])
+    top1 = {(r["budget"], r["method"], r["seed"]): 100 * r["top1"] for r in runs.values()}
+    result = runs_mod.scan(analysis_sweep["results"], on_damaged="list")
+    rows = paired_mod.paired(result, "pass")
+    assert rows
+    for b, m, mean, sdev, ahead, n in rows:
+        d = [top1[(b, "pass", s)] - top1[(b, m, s)] for (bb, mm, s) in top1 if bb == b and mm == m
+             and (b, "pass", s) in top1]
+        assert n == len(d) and ahead == sum(x > 0 for x in d)
+        assert math.isclose(mean, float(np.mean(d)), abs_tol=1e-9)
+        assert close("" if len(d) == 1 else sdev, sd(d))
+    budget = sorted({r["budget"] for r in runs.values()})[0]
+    shares = paired_mod.kept_shares(result, budget)
+    for m, per_run in shares.items():
+        want = sorted(sorted(100 * r["keep"][g] / r["width"][g] for g in r["keep"])
+                      for r in runs.values() if r["method"] == m and r["budget"] == budget)
+        got = sorted(sorted(100 * x[g] for g in x) for x in per_run)
+        assert np.allclose(got, want)
+    assert paired_mod.main([str(analysis_sweep["results"])]) == 0
+    assert "pass minus method" in capsys.readouterr().out
+
+
 def test_runs_csv_lists_every_run(analysis_sweep, report):
     runs = read_runs(analysis_sweep["results"])
     with open(report / "runs.csv") as f:
