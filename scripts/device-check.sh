@@ -77,7 +77,7 @@ export ROOT
 mkdir -p "$OUT" "$LOGS"
 LOG=$OUT/device-check.log
 # This call's results only (a rerun keeps the build, not the last call's numbers).
-rm -f "$LOGS"/*.log "$WORK"/{nccl_tests.json,peak.json,train_throughput.json,allreduce.json,sweep_table.txt} \
+rm -f "$LOGS"/*.log "$WORK"/{nccl_tests.json,peak.json,train_throughput.json,allreduce.json,sweep_table.txt,sweep_timing.tsv} \
   "$WORK"/{sweep_run_file.txt,ctest_junit.xml,ctest_LastTest.log,CMakeCache.txt}
 : > "$WORK/stages.tsv"
 echo "device-check $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') $(date -u +%FT%TZ) stages: $DC_STAGES" | tee "$LOG"
@@ -287,6 +287,18 @@ st_sweep() {
   "$DC_BUILD/passlab" inspect "$out" | tee "$WORK/sweep_table.txt"
   local one; one=$(ls "$out"/runs/*.h5 2>/dev/null | head -1)
   [ -n "$one" ] && "$DC_BUILD/passlab" inspect "$one" > "$WORK/sweep_run_file.txt" 2>&1
+  # Per prune task: method, budget, search steps and seconds, whole task seconds (PASS search step
+  # time beside a baseline's prune task). Tab-separated, read by write_summary.
+  local f
+  : > "$WORK/sweep_timing.tsv"
+  for f in "$out"/runs/*.h5; do
+    [ -f "$f" ] || continue
+    "$DC_BUILD/passlab" inspect "$f" 2>/dev/null | awk -v file="$(basename "$f")" '
+      /^  @method = /{m=$3} /^  @budget = /{b=$3} /^  @search_seconds = /{ss=$3} /^  @finetune_seconds = /{fs=$3}
+      /^  @seconds = /{t=$3} /^    search_loss \[/{gsub(/[\[\]]/,"",$2); n=$2}
+      END{printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", file, m, b, (n==""?0:n), ss, fs, t}' >> "$WORK/sweep_timing.tsv"
+  done
+  cat "$WORK/sweep_timing.tsv"
   "$DC_BUILD/passlab" inspect --check "$out" || rc=1
   return $rc
 }
@@ -359,6 +371,18 @@ if os.path.exists(junit):
         key = "failed" if st == "fail" or c.find("failure") is not None else "skipped" if st in ("notrun", "disabled") or c.find("skipped") is not None else "passed"
         res[key].append(c.get("name"))
     s["ctest"] = {k: (v if k != "passed" else len(v)) for k, v in res.items()}
+timing = os.path.join(work, "sweep_timing.tsv")
+if os.path.exists(timing):
+    rows = []
+    for line in open(timing):
+        f = line.rstrip("\n").split("\t")
+        if len(f) < 7 or not f[1]:
+            continue
+        steps, search_s = int(float(f[3] or 0)), float(f[4] or "nan")
+        rows.append({"file": f[0], "method": f[1], "budget": float(f[2] or "nan"), "search_steps": steps,
+                     "search_seconds": search_s, "search_ms_per_step": round(1e3 * search_s / steps, 2) if steps else None,
+                     "finetune_seconds": float(f[5] or "nan"), "task_seconds": float(f[6] or "nan")})
+    s["prune_task_timing"] = rows
 table = os.path.join(work, "sweep_table.txt")
 if os.path.exists(table):
     lines = open(table, errors="replace").read().splitlines()
@@ -388,6 +412,10 @@ if "nccl_tests" in s:
 if "ctest" in s:
     c = s["ctest"]
     print(f"  ctest: {c['passed']} passed, failed {c['failed']}, skipped/not run {c['skipped']}")
+for r in s.get("prune_task_timing", []):
+    print(f"  {r['method']:<16} budget {r['budget']:.2f}: search {r['search_seconds']:.2f} s"
+          + (f" ({r['search_steps']} steps, {r['search_ms_per_step']} ms/step)" if r['search_steps'] else "")
+          + f", fine-tune {r['finetune_seconds']:.2f} s, task {r['task_seconds']:.2f} s")
 for line in s.get("sweep_table", [])[:14]:
     print("  | " + line)
 print("=" * 78)
