@@ -16,6 +16,7 @@
 #include <map>
 #include <string>
 
+#include "passlab/core/files.hpp"
 #include "passlab/core/log.hpp"
 #include "passlab/core/rng.hpp"
 #include "passlab/data/loader.hpp"
@@ -242,6 +243,6 @@ int main(int argc, char** argv) {
               loaders.c_str(), train_json(t32).c_str(), train_json(t224).c_str(),
               loader_rate[{32, 1}] / t32.images_per_s, loader_rate[{32, 2}] / t32.images_per_s,
               loader_rate[{224, 1}] / t224.images_per_s, loader_rate[{224, 2}] / t224.images_per_s);
-  if (own_dir) fs::remove_all(dir);
+  if (own_dir) passlab::remove_tree(dir);
   return 0;
 }

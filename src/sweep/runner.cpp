@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "passlab/core/error.hpp"
+#include "passlab/core/files.hpp"
 #include "passlab/core/log.hpp"
 #include "passlab/core/mpi_check.hpp"
 #include "passlab/dist/communicator.hpp"
@@ -327,7 +328,7 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
       if (leader) {
         write_failure(t.path, t.cfg, t.kind_name(), t.id, error, attempt, secs);
         // A retry starts clean: a checkpoint taken after a NaN would fail the same way.
-        fs::remove_all(pass::work_dir(t.cfg, t.id), ec);
+        remove_tree(pass::work_dir(t.cfg, t.id), ec);
         journal(dir, holder, "fail", t.id, "attempt " + std::to_string(attempt) + ": " + error);
         const bool final = attempt > cfg.sweep.max_retries;
         std::printf("%s %s %s FAILED (attempt %lld of %lld%s) after %s: %s\n", tag.c_str(), t.kind_name(), t.id.c_str(),

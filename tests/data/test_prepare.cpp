@@ -9,6 +9,7 @@
 
 #include "data_fixtures.hpp"
 #include "passlab/core/error.hpp"
+#include "passlab/core/files.hpp"
 #include "passlab/data/loader.hpp"
 #include "passlab/data/prepare.hpp"
 #include "passlab/data/store.hpp"
@@ -117,7 +118,7 @@ TEST(PrepareIdx, BadInput) {
   TempDir t;
   write_idx_dataset(t / "ok", 12, 6, 3, 3, false);
   auto copy = [&](const std::string& name) {
-    fs::remove_all(t / name);
+    remove_tree(t / name);
     fs::copy(t / "ok", t / name);
     return t / name;
   };
@@ -374,7 +375,7 @@ TEST(PrepareImageFolder, BadInput) {
   };
   {
     auto d = make("notest");
-    fs::remove_all(d / "test");
+    remove_tree(d / "test");
     expect_refused<DataError>("imagefolder", d, t / "o.h5", "test does not exist");
   }
   expect_refused<DataError>("imagefolder", t / "absent", t / "o.h5", "absent does not exist");

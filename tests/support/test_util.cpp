@@ -1,5 +1,7 @@
 #include "support/test_util.hpp"
 
+#include "passlab/core/files.hpp"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,7 +21,7 @@ TempDir::TempDir() {
 
 TempDir::~TempDir() {
   std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
+  remove_tree(path_, ec);  // not std::filesystem::remove_all: see core/files.hpp
 }
 
 void write_text(const std::filesystem::path& p, const std::string& text) {
