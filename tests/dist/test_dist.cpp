@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <unistd.h>
 #include <memory>
+#include <set>
 
 #include "passlab/core/error.hpp"
 #include "passlab/dist/communicator.hpp"
@@ -133,17 +134,30 @@ TEST(Reducer, GradientsBecomeBucketViews) {
 // --- failure: a rank that throws (or hangs) ends the whole job promptly ------------------------
 
 namespace {
+// Names of the environment variables this process started with, read during static
+// initialisation, before any MPI_Init: what the launcher's user set (say OMPI_MCA_plm=isolated on a
+// machine without ssh) as opposed to what Open MPI's singleton start adds later.
+std::set<std::string> environment_names() {
+  std::set<std::string> names;
+  for (char** e = environ; *e; ++e) {
+    std::string kv(*e);
+    names.insert(kv.substr(0, kv.find('=')));
+  }
+  return names;
+}
+const std::set<std::string> kEnvironmentBeforeMpi = environment_names();
+
 test::CommandResult run_fault_helper(const std::string& mode, double* seconds) {
   auto build = std::filesystem::path(test::env_or("PASSLAB_BUILD_DIR", "."));
   auto helper = build / "tests" / "passlab_dist_fault_helper";
   if (!std::filesystem::exists(helper)) helper = build / "passlab_dist_fault_helper";
   // This process is an MPI singleton: Open MPI put OMPI_*/PMIX_* variables in its environment
-  // that would make the child mpirun think it runs inside a job. Drop them for the child.
+  // that would make the child mpirun think it runs inside a job. Drop those it added; keep the
+  // ones the process was started with.
   std::string scrub = "env";
-  for (char** e = environ; *e; ++e) {
-    std::string kv(*e), name = kv.substr(0, kv.find('='));
-    bool keep = name.rfind("OMPI_ALLOW_RUN_AS_ROOT", 0) == 0 || name == "OMPI_MCA_rmaps_base_oversubscribe";
-    if (!keep && (name.rfind("OMPI_", 0) == 0 || name.rfind("PMIX_", 0) == 0)) scrub += " -u " + name;
+  for (const auto& name : environment_names()) {
+    bool mpi = name.rfind("OMPI_", 0) == 0 || name.rfind("PMIX_", 0) == 0;
+    if (mpi && !kEnvironmentBeforeMpi.count(name)) scrub += " -u " + name;
   }
   // `timeout` is a safety net so a regression fails the test instead of hanging ctest.
   std::string cmd = scrub + " timeout -s KILL 120 mpirun -np 2 --oversubscribe " + helper.string() + " " + mode;
