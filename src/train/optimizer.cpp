@@ -30,23 +30,43 @@ class Sgd final : public Optimizer {
     PASSLAB_CHECK(!o.nesterov || o.momentum > 0, ConfigError, "nesterov momentum needs momentum > 0");
   }
   const char* name() const override { return "sgd"; }
+  // The update of torch.optim.SGD, applied to all parameters at once with ATen's multi-tensor
+  // (_foreach) operations: on a GPU a handful of fused kernels instead of four per parameter,
+  // which for ResNet-18 at batch 256 was a tenth of the step; on the CPU the same per-tensor
+  // arithmetic as before. Parameters without a gradient are skipped.
   void step(double lr) override {
     c10::NoGradGuard no_grad;
+    std::vector<at::Tensor> p, d_p;
+    std::vector<size_t> index;
     for (size_t i = 0; i < params_.size(); ++i) {
-      at::Tensor& p = params_[i].second;
-      if (!p.grad().defined()) continue;
-      at::Tensor d_p = p.grad();
-      if (o_.weight_decay != 0) d_p = d_p.add(p, o_.weight_decay);
-      if (o_.momentum != 0) {
-        at::Tensor& buf = buf_[i];
-        if (!buf.defined())
-          buf = d_p.clone().detach();
-        else
-          buf.mul_(o_.momentum).add_(d_p, 1.0);
-        d_p = o_.nesterov ? d_p.add(buf, o_.momentum) : buf;
-      }
-      p.add_(d_p, -lr);
+      if (!params_[i].second.grad().defined()) continue;
+      p.push_back(params_[i].second);
+      d_p.push_back(params_[i].second.grad());
+      index.push_back(i);
     }
+    if (p.empty()) return;
+    if (o_.weight_decay != 0) d_p = at::_foreach_add(d_p, p, o_.weight_decay);
+    if (o_.momentum != 0) {
+      // First step of a buffer: buf = d_p; later: buf = momentum * buf + d_p.
+      std::vector<at::Tensor> bufs, grads;
+      for (size_t j = 0; j < index.size(); ++j) {
+        at::Tensor& buf = buf_[index[j]];
+        if (!buf.defined()) {
+          buf = d_p[j].clone().detach();
+        } else {
+          bufs.push_back(buf);
+          grads.push_back(d_p[j]);
+        }
+      }
+      if (!bufs.empty()) {
+        at::_foreach_mul_(bufs, o_.momentum);
+        at::_foreach_add_(bufs, grads, 1.0);
+      }
+      std::vector<at::Tensor> all_bufs;
+      for (size_t i : index) all_bufs.push_back(buf_[i]);
+      d_p = o_.nesterov ? at::_foreach_add(d_p, all_bufs, o_.momentum) : all_bufs;
+    }
+    at::_foreach_add_(p, d_p, -lr);
   }
   NamedTensors state() const override {
     NamedTensors s;
