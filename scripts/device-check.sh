@@ -116,7 +116,10 @@ st_env() {
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem,power.limit --format=csv
   nvidia-smi -L
   nvcc --version | tail -2; gcc --version | head -1; cmake --version | head -1; ninja --version
-  ldd --version | head -1; command -v dpkg-deb ar ccache
+  ldd --version | head -1; command -v dpkg-deb ar ccache nm gdb
+  echo "CC=${CC:-} CXX=${CXX:-}"; "${CXX:-g++}" --version | head -1
+  local stdcxx; stdcxx=$(ldconfig -p | awk '/libstdc\+\+\.so\.6 .*x86-64/{print $NF; exit}')
+  echo "libstdc++: $stdcxx -> $(readlink -f "$stdcxx"); recursive_directory_iterator::__erase exported: $(nm -D "$(readlink -f "$stdcxx")" 2>/dev/null | grep -c recursive_directory_iterator7__erase)"
   "$PASSLAB_PYTHON" -c 'import torch, sys; print(sys.version.split()[0], torch.__version__, torch.version.cuda,
 torch.cuda.is_available() and torch.cuda.get_device_name(0), torch.cuda.nccl.version(), torch.utils.cmake_prefix_path)'
 }
@@ -309,6 +312,21 @@ st_ctest() {
     --output-junit "$WORK/ctest_junit.xml" $DC_CTEST_ARGS
   local rc=$?
   cp -f "$DC_BUILD/Testing/Temporary/LastTest.log" "$WORK/ctest_LastTest.log" 2>/dev/null
+  # A crashed unit-test binary: its backtrace (gdb) or, without gdb, where its std::filesystem
+  # symbols bind (the LibTorch copies are a known cause of jumps to address 0; core/files.hpp).
+  local failed name bin
+  failed=$(sed -n 's/^[0-9]*:\(.*\)$/\1/p' "$DC_BUILD/Testing/Temporary/LastTestsFailed.log" 2>/dev/null)
+  for name in $failed; do
+    bin=$DC_BUILD/tests/passlab_test_$name
+    [ -x "$bin" ] || continue
+    echo "== diagnosis of $name =="
+    if command -v gdb >/dev/null; then
+      timeout 90 gdb -q -batch -ex run -ex bt "$bin" 2>&1 | tail -40
+    else
+      LD_DEBUG=bindings timeout 60 "$bin" 2>&1 | grep -E 'filesystem|__erase' | sort | uniq -c | sort -rn | head -20
+    fi
+    break
+  done
   return $rc
 }
 export -f reset_paths st_env unpack_deb st_deps st_configure st_build st_nccl st_peak st_bench st_allreduce st_sweep st_ctest
