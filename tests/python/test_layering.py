@@ -42,25 +42,34 @@ def test_clean_tree_passes(tmp_path):
     assert "check_layering: ok" in out
 
 
-def test_upward_include_and_stray_mpi_call_are_both_reported(tmp_path):
-    clean_tree(tmp_path)
-    # prune sits below train: including the trainer climbs a floor.
-    write(tmp_path, "src/prune/allocate.cpp", '#include "passlab/core/error.hpp"\n\n#include "passlab/train/trainer.hpp"\n')
-    # A raw MPI call in sweep (it must go through dist::Communicator).
-    write(tmp_path, "src/sweep/plan.cpp", "int n() {\n  int r = 0;\n  MPI_Comm_rank (MPI_COMM_WORLD, &r);\n  return r;\n}\n")
-    code, out = run(tmp_path)
+def violations(root, files):
+    """The checker's report on the clean tree plus `files` (path -> text); it must fail."""
+    clean_tree(root)
+    for rel, text in files.items():
+        write(root, rel, text)
+    code, out = run(root)
     assert code == 1, out
-    lines = out.strip().splitlines()
+    return out.strip().splitlines()
+
+
+def test_upward_include_and_stray_mpi_call_are_both_reported(tmp_path):
+    lines = violations(tmp_path, {
+        # prune sits below train: including the trainer climbs a floor.
+        "src/prune/allocate.cpp": '#include "passlab/core/error.hpp"\n\n#include "passlab/train/trainer.hpp"\n',
+        # A raw MPI call in sweep (it must go through dist::Communicator).
+        "src/sweep/plan.cpp": "int n() {\n  int r = 0;\n  MPI_Comm_rank (MPI_COMM_WORLD, &r);\n  return r;\n}\n",
+    })
     assert "src/prune/allocate.cpp:3: module prune includes a higher module train (passlab/train/trainer.hpp)" in lines
-    assert any(l.startswith("src/sweep/plan.cpp:3: calls MPI_Comm_rank outside src/dist and src/core") for l in lines), out
-    assert len(lines) == 2, out  # nothing else: comments, strings and MPI_ types are not calls
+    assert any(l.startswith("src/sweep/plan.cpp:3: calls MPI_Comm_rank outside src/dist and src/core") for l in lines)
+    assert len(lines) == 2, lines  # nothing else: comments, strings and MPI_ types are not calls
 
 
 def test_same_floor_include_and_mpi_in_a_header_are_reported(tmp_path):
-    clean_tree(tmp_path)
-    write(tmp_path, "include/passlab/data/loader.hpp", '#pragma once\n#include "passlab/models/network.hpp"\n')
-    write(tmp_path, "include/passlab/train/helpers.hpp", "inline void b() { MPI_Barrier(MPI_COMM_WORLD); }\n")
-    code, out = run(tmp_path)
-    assert code == 1, out
-    assert "include/passlab/data/loader.hpp:2: module data includes a same-floor module models" in out
-    assert "include/passlab/train/helpers.hpp:1: calls MPI_Barrier" in out
+    lines = violations(tmp_path, {
+        "include/passlab/data/loader.hpp": '#pragma once\n#include "passlab/models/network.hpp"\n',
+        "include/passlab/train/helpers.hpp": "inline void b() { MPI_Barrier(MPI_COMM_WORLD); }\n",
+    })
+    assert any(l.startswith("include/passlab/data/loader.hpp:2: module data includes a same-floor module models")
+               for l in lines), lines
+    assert any(l.startswith("include/passlab/train/helpers.hpp:1: calls MPI_Barrier") for l in lines), lines
+    assert len(lines) == 2, lines
