@@ -1,5 +1,4 @@
 #include <hdf5.h>
-#include <mpi.h>
 #include <torch/version.h>
 
 #include "passlab/build_info.hpp"
@@ -16,12 +15,7 @@ std::vector<std::pair<std::string, std::string>> build_info() {
   v.emplace_back("git", git_sha());
   v.emplace_back("libtorch", std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
                                  std::to_string(TORCH_VERSION_PATCH));
-  char mpi[MPI_MAX_LIBRARY_VERSION_STRING] = {0};
-  int len = 0;
-  MPI_Get_library_version(mpi, &len);  // allowed before MPI_Init
-  std::string m(mpi, static_cast<size_t>(len));
-  if (auto nl = m.find_first_of(",\n"); nl != std::string::npos) m.resize(nl);
-  v.emplace_back("mpi", m);
+  v.emplace_back("mpi", mpi_library_version());
   unsigned maj = 0, min = 0, rel = 0;
   H5get_libversion(&maj, &min, &rel);
   v.emplace_back("hdf5", std::to_string(maj) + "." + std::to_string(min) + "." + std::to_string(rel));

@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstring>
+#include <thread>
 
 #include "passlab/core/check.hpp"
 #include "passlab/core/error.hpp"
@@ -122,18 +124,31 @@ class MpiCommunicator final : public Communicator {
 // ---------------------------------------------------------------------------------------------
 // Base: control plane
 
+struct Communicator::Vote {
+  MPI_Request request = MPI_REQUEST_NULL;
+  std::vector<int64_t> send, recv;  // owned here: MPI writes them until the request completes
+};
+
 Communicator::Communicator(MPI_Comm group, double timeout_s) : control_(MpiComm::dup(group)), timeout_s_(timeout_s) {
   rank_ = control_.rank();
   size_ = control_.size();
 }
 
+void Communicator::require_usable(const char* what) const {
+  if (abandoned_)
+    throw DistError(std::string(what) + " on a communicator whose vote '" + abandoned_what_ +
+                    "' timed out (its collective is still pending; the group cannot be trusted to agree)");
+}
+
 void Communicator::barrier() {
   wait();
+  require_usable("barrier");
   CollectiveScope scope("barrier");
   MPI_CHECK(MPI_Barrier(control()));
 }
 
 std::vector<int64_t> Communicator::allgather(int64_t v) {
+  require_usable("allgather");
   CollectiveScope scope("allgather");
   std::vector<int64_t> out(size_);
   MPI_CHECK(MPI_Allgather(&v, 1, MPI_INT64_T, out.data(), 1, MPI_INT64_T, control()));
@@ -141,6 +156,7 @@ std::vector<int64_t> Communicator::allgather(int64_t v) {
 }
 
 std::vector<double> Communicator::allgather(double v) {
+  require_usable("allgather");
   CollectiveScope scope("allgather");
   std::vector<double> out(size_);
   MPI_CHECK(MPI_Allgather(&v, 1, MPI_DOUBLE, out.data(), 1, MPI_DOUBLE, control()));
@@ -150,12 +166,14 @@ std::vector<double> Communicator::allgather(double v) {
 void Communicator::allreduce_values(std::vector<int64_t>& values, ReduceOp op) {
   PASSLAB_CHECK(op != ReduceOp::mean, ConfigError, "mean all-reduce of integer values");
   if (values.empty()) return;
+  require_usable("allreduce_values");
   CollectiveScope scope("allreduce_values");
   MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, values.data(), int(values.size()), MPI_INT64_T, mpi_op(op), control()));
 }
 
 void Communicator::allreduce_values(std::vector<double>& values, ReduceOp op) {
   if (values.empty()) return;
+  require_usable("allreduce_values");
   CollectiveScope scope("allreduce_values");
   MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, values.data(), int(values.size()), MPI_DOUBLE, mpi_op(op), control()));
   if (op == ReduceOp::mean)
@@ -163,6 +181,7 @@ void Communicator::allreduce_values(std::vector<double>& values, ReduceOp op) {
 }
 
 void Communicator::broadcast_bytes(std::string& bytes, int root) {
+  require_usable("broadcast_bytes");
   CollectiveScope scope("broadcast_bytes");
   int64_t n = int64_t(bytes.size());
   MPI_CHECK(MPI_Bcast(&n, 1, MPI_INT64_T, root, control()));
@@ -170,9 +189,155 @@ void Communicator::broadcast_bytes(std::string& bytes, int root) {
   if (n > 0) mpi_bcast_bytes(bytes.data(), n, root, control());
 }
 
+namespace {
+// MPI's v-collectives count and place in int: the displacements of `sizes` laid end to end.
+std::vector<int> displacements(const std::vector<int64_t>& sizes, const char* what) {
+  std::vector<int> displs(sizes.size(), 0);
+  int64_t at = 0;
+  for (size_t r = 0; r < sizes.size(); ++r) {
+    displs[r] = int(at);
+    at += sizes[r];
+    if (at > INT_MAX)
+      throw DistError(std::string(what) + ": " + std::to_string(at) + "+ bytes in all exceed MPI's int counts " +
+                      "(the control plane carries small values)");
+  }
+  return displs;
+}
+
+std::vector<std::string> split_parts(const std::vector<char>& all, const std::vector<int64_t>& sizes,
+                                     const std::vector<int>& displs) {
+  std::vector<std::string> out;
+  out.reserve(sizes.size());
+  for (size_t r = 0; r < sizes.size(); ++r) out.emplace_back(all.data() + displs[r], size_t(sizes[r]));
+  return out;
+}
+
+std::vector<int> int_counts(const std::vector<int64_t>& sizes) { return std::vector<int>(sizes.begin(), sizes.end()); }
+}  // namespace
+
+std::vector<std::string> Communicator::gather_bytes(const std::string& mine, int root) {
+  require_usable("gather_bytes");
+  CollectiveScope scope("gather_bytes");
+  const int64_t n = int64_t(mine.size());
+  PASSLAB_CHECK(n <= INT_MAX, DistError, "gather_bytes of " + std::to_string(n) + " bytes (more than MPI's int count)");
+  std::vector<int64_t> sizes(rank_ == root ? size_t(size_) : 0);
+  MPI_CHECK(MPI_Gather(&n, 1, MPI_INT64_T, sizes.data(), 1, MPI_INT64_T, root, control()));
+  if (rank_ != root) {
+    MPI_CHECK(MPI_Gatherv(mine.data(), int(n), MPI_BYTE, nullptr, nullptr, nullptr, MPI_BYTE, root, control()));
+    return {};
+  }
+  const std::vector<int> displs = displacements(sizes, "gather_bytes"), counts = int_counts(sizes);
+  std::vector<char> all(size_t(displs.back() + counts.back()) + 1);  // + 1: never a null buffer
+  MPI_CHECK(MPI_Gatherv(mine.data(), int(n), MPI_BYTE, all.data(), counts.data(), displs.data(), MPI_BYTE, root,
+                        control()));
+  return split_parts(all, sizes, displs);
+}
+
+std::vector<std::string> Communicator::allgather_bytes(const std::string& mine) {
+  const std::vector<int64_t> sizes = allgather(int64_t(mine.size()));
+  CollectiveScope scope("allgather_bytes");
+  const std::vector<int> displs = displacements(sizes, "allgather_bytes"), counts = int_counts(sizes);
+  std::vector<char> all(size_t(displs.back() + counts.back()) + 1);
+  MPI_CHECK(MPI_Allgatherv(mine.data(), int(mine.size()), MPI_BYTE, all.data(), counts.data(), displs.data(), MPI_BYTE,
+                           control()));
+  return split_parts(all, sizes, displs);
+}
+
+void Communicator::broadcast_plan(KeepPlan& plan, int root) {
+  // One int64 list: the number of layers, each layer's length, then the indices layer by layer.
+  std::vector<int64_t> flat;
+  if (rank_ == root) {
+    flat.push_back(int64_t(plan.size()));
+    for (auto& layer : plan) flat.push_back(int64_t(layer.size()));
+    for (auto& layer : plan) flat.insert(flat.end(), layer.begin(), layer.end());
+  }
+  std::string bytes(reinterpret_cast<const char*>(flat.data()), flat.size() * sizeof(int64_t));
+  broadcast_bytes(bytes, root);
+  if (rank_ == root) return;
+  PASSLAB_CHECK(bytes.size() % sizeof(int64_t) == 0 && !bytes.empty(), InternalError, "broadcast_plan: torn message");
+  flat.resize(bytes.size() / sizeof(int64_t));
+  std::memcpy(flat.data(), bytes.data(), bytes.size());
+  const size_t layers = size_t(flat[0]);
+  PASSLAB_CHECK(flat[0] >= 0 && flat.size() >= 1 + layers, InternalError, "broadcast_plan: bad layer count");
+  plan.assign(layers, {});
+  size_t at = 1 + layers;
+  for (size_t l = 0; l < layers; ++l) {
+    const size_t len = size_t(flat[1 + l]);
+    PASSLAB_CHECK(flat[1 + l] >= 0 && at + len <= flat.size(), InternalError, "broadcast_plan: bad layer length");
+    plan[l].assign(flat.begin() + std::ptrdiff_t(at), flat.begin() + std::ptrdiff_t(at + len));
+    at += len;
+  }
+  PASSLAB_CHECK(at == flat.size(), InternalError, "broadcast_plan: trailing values");
+}
+
 void Communicator::allreduce_host(at::Tensor& t, ReduceOp op) {
+  require_usable("allreduce_host");
   CollectiveScope scope("allreduce_host");
   host_allreduce(t, op, control(), size_);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Votes
+
+Communicator::~Communicator() {
+  if (!abandoned_) return;
+  // A vote that timed out may still be written by MPI: free its buffers only once its request
+  // is complete, and otherwise leave them (a few bytes, in a job that is ending anyway).
+  int finalized = 0, done = 0;
+  if (MPI_Finalized(&finalized) == MPI_SUCCESS && !finalized &&
+      MPI_Test(&abandoned_->request, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && done)
+    return;
+  (void)abandoned_.release();
+}
+
+void Communicator::await_vote(std::unique_ptr<Vote>& v, const char* what, double deadline_s) {
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  int sleep_us = 100;
+  for (;;) {
+    int done = 0;
+    MPI_CHECK(MPI_Test(&v->request, &done, MPI_STATUS_IGNORE));
+    if (done) return;
+    if (deadline_s > 0 && std::chrono::duration<double>(Clock::now() - t0).count() > deadline_s) break;
+    std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
+    sleep_us = std::min(sleep_us * 2, 50000);
+  }
+  abandoned_ = std::move(v);
+  abandoned_what_ = what;
+  throw DistError(std::string("vote '") + what + "' did not complete within " + std::to_string(deadline_s) +
+                  " s on group rank " + std::to_string(rank_) + " of " + std::to_string(size_) +
+                  " (a peer is dead, hung, or went another way)");
+}
+
+std::vector<int> Communicator::vote(bool yes, double deadline_s) {
+  require_usable("vote");
+  auto v = std::make_unique<Vote>();
+  v->send = {yes ? 1 : 0};
+  v->recv.assign(size_t(size_), 0);
+  MPI_CHECK(MPI_Iallgather(v->send.data(), 1, MPI_INT64_T, v->recv.data(), 1, MPI_INT64_T, control(), &v->request));
+  await_vote(v, "vote", deadline_s);
+  std::vector<int> ranks;
+  for (int r = 0; r < size_; ++r)
+    if (v->recv[size_t(r)]) ranks.push_back(r);
+  return ranks;
+}
+
+void Communicator::vote_barrier(double deadline_s) {
+  wait();
+  require_usable("vote_barrier");
+  auto v = std::make_unique<Vote>();
+  MPI_CHECK(MPI_Ibarrier(control(), &v->request));
+  await_vote(v, "barrier", deadline_s);
+}
+
+void Communicator::vote_broadcast(std::vector<int64_t>& values, int root, double deadline_s) {
+  require_usable("vote_broadcast");
+  PASSLAB_CHECK(values.size() <= size_t(INT_MAX), InternalError, "vote_broadcast of too many values");
+  auto v = std::make_unique<Vote>();
+  v->recv = values;
+  MPI_CHECK(MPI_Ibcast(v->recv.data(), int(v->recv.size()), MPI_INT64_T, root, control(), &v->request));
+  await_vote(v, "broadcast", deadline_s);
+  values = v->recv;
 }
 
 // ---------------------------------------------------------------------------------------------

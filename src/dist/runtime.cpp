@@ -28,38 +28,6 @@
 namespace passlab::dist {
 
 // ---------------------------------------------------------------------------------------------
-// MpiComm
-
-int MpiComm::rank() const {
-  int r = 0;
-  MPI_CHECK(MPI_Comm_rank(comm_, &r));
-  return r;
-}
-
-int MpiComm::size() const {
-  int s = 1;
-  MPI_CHECK(MPI_Comm_size(comm_, &s));
-  return s;
-}
-
-void MpiComm::reset() {
-  if (comm_ != MPI_COMM_NULL && comm_ != MPI_COMM_WORLD && comm_ != MPI_COMM_SELF) {
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (!finalized) MPI_Comm_free(&comm_);
-  }
-  comm_ = MPI_COMM_NULL;
-}
-
-MpiComm MpiComm::dup(MPI_Comm comm) {
-  MPI_Comm out = MPI_COMM_NULL;
-  MPI_CHECK(MPI_Comm_dup(comm, &out));
-  MpiComm owned(out);
-  MPI_CHECK(MPI_Comm_set_errhandler(out, MPI_ERRORS_RETURN));
-  return owned;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Helpers
 
 namespace {
@@ -177,18 +145,9 @@ std::string detect_launcher() {
   return "singleton";
 }
 
-Runtime::Runtime(const RuntimeOptions& opt, int* argc, char*** argv) {
-  launcher_ = detect_launcher();
-  int initialized = 0;
-  MPI_CHECK(MPI_Initialized(&initialized));
-  if (!initialized) {
-    int provided = 0;
-    MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided));
-    owns_mpi_ = true;
-    MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
-    if (provided < MPI_THREAD_SERIALIZED)
-      PL_WARN("MPI provides thread level {} (< SERIALIZED); passlab calls MPI from one thread at a time", provided);
-  }
+// The launcher is read before MPI_Init (a singleton MPI_Init sets PMIX_* itself).
+Runtime::Runtime(const RuntimeOptions& opt, int* argc, char*** argv)
+    : launcher_(detect_launcher()), mpi_(argc, argv) {
   world_ = MpiComm::dup(MPI_COMM_WORLD);
   world_rank_ = world_.rank();
   world_size_ = world_.size();
@@ -265,8 +224,7 @@ Runtime::~Runtime() {
   group_.reset();
   local_.reset();
   world_.reset();
-  if (owns_mpi_ && mpi_usable()) MPI_Finalize();
-}
+}  // mpi_ (the first member) finalises MPI last, when it initialised it
 
 void Runtime::abort(const std::string& message, int code) const { abort_job(message, code); }
 

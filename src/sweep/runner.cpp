@@ -18,7 +18,6 @@
 #include "passlab/core/error.hpp"
 #include "passlab/core/files.hpp"
 #include "passlab/core/log.hpp"
-#include "passlab/core/mpi_check.hpp"
 #include "passlab/dist/communicator.hpp"
 #include "passlab/dist/runtime.hpp"
 #include "passlab/io/hdf5.hpp"
@@ -48,33 +47,6 @@ extern "C" void on_stop_signal(int sig) {
 }
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-// Completes a non-blocking MPI request, sleeping between tests so that waiting ranks leave the
-// cores to the ones working (blocking MPI calls spin). deadline_s <= 0: no deadline.
-bool wait_request(MPI_Request& req, double deadline_s) {
-  const auto t0 = Clock::now();
-  int sleep_us = 100;
-  for (;;) {
-    int done = 0;
-    MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
-    if (done) return true;
-    if (deadline_s > 0 && since(t0) > deadline_s) return false;
-    std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
-    sleep_us = std::min(sleep_us * 2, 50000);
-  }
-}
-
-void polite_barrier(MPI_Comm comm) {
-  MPI_Request req;
-  MPI_CHECK(MPI_Ibarrier(comm, &req));
-  wait_request(req, 0);
-}
-
-void polite_bcast(int64_t* v, int n, MPI_Comm comm) {
-  MPI_Request req;
-  MPI_CHECK(MPI_Ibcast(v, n, MPI_INT64_T, 0, comm, &req));
-  wait_request(req, 0);
-}
 
 // ---- test-only hooks ---------------------------------------------------------------------
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -243,11 +215,15 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
         fs::remove(t.path);
       }
   }
-  polite_barrier(rt.world());
+  // Control planes over the world and over this run group (the task's communicator `comm` is
+  // remade after a failure). Their votes wait politely: a rank waiting here for other groups
+  // leaves the cores to the ranks that work.
+  auto world = dist::make_mpi_communicator(rt.world(), rt.timeout_s());
+  world->vote_barrier();
   PL_INFO("sweep {}: {} dense and {} prune tasks over {} run group(s) of {} rank(s); results in {}", cfg.experiment.name,
           plan.dense_count(), plan.tasks.size() - plan.dense_count(), rt.group_count(), rt.group_size(), dir.string());
 
-  dist::MpiComm gcomm = dist::MpiComm::dup(rt.group());
+  auto group = dist::make_mpi_communicator(rt.group(), rt.timeout_s());
   const bool leader = rt.is_group_leader();
   std::unique_ptr<ClaimDir> claims;
   std::string holder;
@@ -267,8 +243,8 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
   for (;;) {
     Choice choice;
     if (leader) choice = choose(view, *claims, opt);
-    int64_t msg[2] = {choice.cmd, choice.prev_attempts};
-    polite_bcast(msg, 2, gcomm.get());
+    std::vector<int64_t> msg = {choice.cmd, choice.prev_attempts};
+    group->vote_broadcast(msg);
     const int64_t cmd = msg[0];
     if (cmd == kDone) break;
     if (cmd == kStopped) {
@@ -305,24 +281,19 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
     // Every rank of the group must agree before anything else happens. A rank that failed
     // alone cannot rejoin its peers (they wait inside the task's collectives): it ends the job
     // after the runtime's timeout rather than hang.
-    int64_t any = 0;
-    {
-      MPI_Request req;
-      MPI_CHECK(MPI_Iallreduce(&failed, &any, 1, MPI_INT64_T, MPI_MAX, gcomm.get(), &req));
-      if (!wait_request(req, rt.timeout_s() > 0 ? rt.timeout_s() : 0))
-        rt.abort("task " + t.id + " failed on this rank (" + error + ") while the other ranks of its run group went on; "
-                 "ending the job");
+    std::vector<int> failed_ranks;
+    try {
+      failed_ranks = group->vote(failed != 0, rt.timeout_s() > 0 ? rt.timeout_s() : 0);
+    } catch (const DistError& e) {
+      rt.abort("task " + t.id + (failed ? " failed on this rank (" + error + ")" : " ended on this rank") +
+               " while the other ranks of its run group went on (" + e.what() + "); ending the job");
     }
     const double secs = since(t0);
-    TaskOutcome o{t.kind_name(), t.id, t.path.string(), any ? "failed" : "complete", "", secs};
-    if (any) {
+    TaskOutcome o{t.kind_name(), t.id, t.path.string(), failed_ranks.empty() ? "complete" : "failed", "", secs};
+    if (!failed_ranks.empty()) {
       // The first failing rank's message.
-      int64_t mine = failed ? gcomm.rank() : INT64_MAX, first = 0;
-      MPI_CHECK(MPI_Allreduce(&mine, &first, 1, MPI_INT64_T, MPI_MIN, gcomm.get()));
-      int64_t len = static_cast<int64_t>(error.size());
-      MPI_CHECK(MPI_Bcast(&len, 1, MPI_INT64_T, static_cast<int>(first), gcomm.get()));
-      error.resize(static_cast<size_t>(len));
-      MPI_CHECK(MPI_Bcast(error.data(), static_cast<int>(len), MPI_CHAR, static_cast<int>(first), gcomm.get()));
+      const int first = failed_ranks.front();
+      group->broadcast_bytes(error, first);
       if (first != 0) error = "on group rank " + std::to_string(first) + ": " + error;
       o.error = error;
       if (leader) {
@@ -374,14 +345,9 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
     report.ran.push_back(std::move(o));
   }
 
-  polite_barrier(rt.world());
+  world->vote_barrier();
   // The final account, from the files, made once and shared so every rank exits alike.
-  int64_t counts[6] = {0, 0, 0, 0, 0, stopped ? 1 : 0};
-  {
-    int64_t any_stop = 0;
-    MPI_CHECK(MPI_Allreduce(&counts[5], &any_stop, 1, MPI_INT64_T, MPI_MAX, rt.world()));
-    counts[5] = any_stop;
-  }
+  std::vector<int64_t> counts = {0, 0, 0, 0, 0, world->vote(stopped).empty() ? 0 : 1};
   if (rt.is_world_leader()) {
     View fresh{plan, cfg.sweep.max_retries, {}};
     for (size_t i = 0; i < plan.tasks.size(); ++i) {
@@ -405,7 +371,7 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
       PL_WARN("could not rebuild {}: {}", (dir / "sweep.h5").string(), e.what());
     }
   }
-  MPI_CHECK(MPI_Bcast(counts, 6, MPI_INT64_T, 0, rt.world()));
+  world->vote_broadcast(counts);
   report.total = static_cast<int>(counts[0]);
   report.complete = static_cast<int>(counts[1]);
   report.failed = static_cast<int>(counts[2]);

@@ -5,13 +5,14 @@
 #include <c10/core/GradMode.h>
 
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <set>
 
 #include "passlab/core/check.hpp"
 #include "passlab/core/error.hpp"
 #include "passlab/core/log.hpp"
-#include "passlab/core/mpi_check.hpp"
+#include "passlab/dist/communicator.hpp"
 #include "passlab/dist/reducer.hpp"
 #include "passlab/io/hdf5.hpp"
 #include "passlab/tensorio/tensor_h5.hpp"
@@ -349,11 +350,10 @@ void Trainer::save_checkpoint(const std::filesystem::path& path) {
     at::Tensor s = generator_state(d);
     int64_t bytes = s.numel();
     check_same_everywhere(comm_, bytes, "generator state size");
+    auto parts = comm_.gather_bytes(std::string(static_cast<const char*>(s.data_ptr()), size_t(bytes)), 0);
     at::Tensor all = at::empty({comm_.size(), bytes}, at::kByte);
-    {
-      dist::CollectiveScope scope("checkpoint rng gather");
-      MPI_CHECK(MPI_Gather(s.data_ptr(), int(bytes), MPI_BYTE, all.data_ptr(), int(bytes), MPI_BYTE, 0, comm_.control()));
-    }
+    for (size_t r = 0; r < parts.size(); ++r)  // the leader's only: the others get no parts
+      std::memcpy(all[int64_t(r)].data_ptr(), parts[r].data(), size_t(bytes));
     rng_all.push_back(all);
   }
   if (comm_.rank() == 0) {

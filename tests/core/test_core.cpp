@@ -107,3 +107,14 @@ TEST(Version, HasVersionAndSha) {
   EXPECT_STREQ(version(), "0.1.0");
   EXPECT_GT(std::string(git_sha()).size(), 0u);
 }
+
+TEST(Version, MpiLibraryIsTheFirstLineOfMpisOwnText) {
+  char text[MPI_MAX_LIBRARY_VERSION_STRING] = {0};
+  int len = 0;
+  ASSERT_EQ(MPI_Get_library_version(text, &len), MPI_SUCCESS);  // callable before MPI_Init
+  const std::string full(text, static_cast<size_t>(len)), v = mpi_library_version();
+  ASSERT_FALSE(v.empty());
+  EXPECT_EQ(full.rfind(v, 0), 0u) << full;                       // a prefix of MPI's text
+  EXPECT_EQ(v.find_first_of(",\n"), std::string::npos) << v;     // cut at the first comma or newline
+  EXPECT_TRUE(full.size() == v.size() || full[v.size()] == ',' || full[v.size()] == '\n') << full;
+}

@@ -191,6 +191,19 @@ TEST(Failure, HungPeerIsDetectedByTheCollectiveTimeout) {
   EXPECT_NE(r.output.find("did not complete within dist.timeout_s"), std::string::npos) << r.output;
 }
 
+// The Runtime owns MPI initialisation through an RAII member constructed first: a ConfigError
+// from a later part of its constructor still finalises MPI (a fresh 2-rank job of its own, since
+// this process's MPI belongs to the test environment).
+TEST(Runtime, ConstructorThatThrowsStillFinalisesMpi) {
+  double s = 0;
+  auto r = run_fault_helper("config-error", &s);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("fault_helper config-error: initialized 1, finalized 1 (dist.device must be auto, cpu or cuda"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("finalized 0"), std::string::npos) << r.output;
+}
+
 TEST(Failure, CrashedRankEndsTheJob) {
   double s = 0;
   auto r = run_fault_helper("segv", &s);

@@ -5,8 +5,9 @@
 //    leader and broadcast over MPI; operations are asynchronous on a communication stream and
 //    wait() polls completion and ncclCommGetAsyncError with the runtime's timeout.
 //  - "mpi": host tensors (a device tensor is staged through host memory); synchronous.
-// Small host values (counts, hashes, flags) always go over MPI (the control plane) whatever the
-// backend, with exact integer or double arithmetic.
+// Small host values (counts, hashes, flags, bytes, keep plans) always go over MPI (the control
+// plane) whatever the backend, with exact integer or double arithmetic. Code outside src/dist and
+// src/core never calls MPI itself (scripts/check_layering.py): it coordinates through these.
 #include <ATen/core/Tensor.h>
 #include <mpi.h>
 
@@ -26,7 +27,7 @@ const char* to_string(ReduceOp op);
 
 class Communicator {
  public:
-  virtual ~Communicator() = default;
+  virtual ~Communicator();
   Communicator(const Communicator&) = delete;
   Communicator& operator=(const Communicator&) = delete;
 
@@ -57,14 +58,48 @@ class Communicator {
   void allreduce_values(std::vector<int64_t>& values, ReduceOp op = ReduceOp::sum);
   void allreduce_values(std::vector<double>& values, ReduceOp op = ReduceOp::sum);
   void broadcast_bytes(std::string& bytes, int root = 0);
+  // Every rank's bytes (any length, may differ per rank) to `root`: on the root one string per
+  // group rank, in rank order; empty on the other ranks.
+  std::vector<std::string> gather_bytes(const std::string& mine, int root = 0);
+  // Every rank's bytes to every rank, in rank order.
+  std::vector<std::string> allgather_bytes(const std::string& mine);
+  // A keep plan (per layer, the indices of the kept channels) from `root` to every rank, so that
+  // the ranks of a group slice their models alike.
+  using KeepPlan = std::vector<std::vector<int64_t>>;
+  void broadcast_plan(KeepPlan& plan, int root = 0);
   // All-reduce of a host tensor over the control plane (any backend); used for evaluation.
   void allreduce_host(at::Tensor& t, ReduceOp op = ReduceOp::sum);
+
+  // Votes: control-plane collectives that a rank may wait in for long (while other ranks or
+  // groups still work) or that must not hang when a peer is gone. They wait by testing a
+  // non-blocking MPI request and sleeping in between (a blocking MPI call spins and takes the
+  // cores from the ranks that work), outside the collective watchdog. When `deadline_s` (> 0)
+  // passes first they throw DistError; the abandoned collective cannot be cancelled, so the
+  // communicator is then unusable (every later control-plane call throws DistError).
+  // deadline_s <= 0: no deadline.
+  //
+  // Every rank says yes or no; every rank learns which group ranks said yes (ascending).
+  std::vector<int> vote(bool yes, double deadline_s = 0);
+  // Every rank of the group reaches it.
+  void vote_barrier(double deadline_s = 0);
+  // `values` of `root` to every rank; every rank passes a vector of the same size.
+  void vote_broadcast(std::vector<int64_t>& values, int root = 0, double deadline_s = 0);
+  // Whether a vote timed out (this communicator is then unusable).
+  bool abandoned() const { return abandoned_ != nullptr; }
 
  protected:
   Communicator(MPI_Comm group, double timeout_s);
   MpiComm control_;
   int rank_ = 0, size_ = 1;
   double timeout_s_ = 600.0;
+
+ private:
+  struct Vote;  // a non-blocking collective and the buffers it works on
+  // Waits for `v`'s request; on timeout keeps `v` in abandoned_ and throws DistError.
+  void await_vote(std::unique_ptr<Vote>& v, const char* what, double deadline_s);
+  void require_usable(const char* what) const;
+  std::unique_ptr<Vote> abandoned_;  // a vote that timed out: MPI may still write its buffers
+  std::string abandoned_what_;
 };
 
 // Backends in order of preference for "auto". `available` says whether a backend can serve the

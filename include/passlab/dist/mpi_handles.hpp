@@ -1,11 +1,30 @@
 #pragma once
-// RAII owner of an MPI communicator (ggml-cpp.h style): a communicator passlab created is
-// freed exactly once; the predefined ones (WORLD, SELF, NULL) are never freed.
+// RAII owners of MPI state (ggml-cpp.h style):
+//  - MpiSession: MPI initialisation, finalised exactly when this process initialised it;
+//  - MpiComm: a communicator passlab created is freed exactly once; the predefined ones (WORLD,
+//    SELF, NULL) are never freed.
 #include <mpi.h>
 
 #include <utility>
 
 namespace passlab::dist {
+
+class MpiSession {
+ public:
+  // Initialises MPI with MPI_THREAD_MULTIPLE (errors returned on MPI_COMM_WORLD, so MPI_CHECK
+  // sees them) unless it is already initialised; argc/argv may be null.
+  MpiSession(int* argc, char*** argv);
+  // Calls MPI_Finalize when this session initialised MPI (and it is not finalised yet). An owner
+  // constructed first (the Runtime's first member) thus finalises MPI even when a later part of
+  // its owner's constructor throws, after the communicators declared after it are freed.
+  ~MpiSession();
+  MpiSession(const MpiSession&) = delete;
+  MpiSession& operator=(const MpiSession&) = delete;
+  bool owns() const { return owns_; }  // whether this session initialised MPI
+
+ private:
+  bool owns_ = false;
+};
 
 class MpiComm {
  public:

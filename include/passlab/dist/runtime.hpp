@@ -33,7 +33,7 @@ struct RuntimeOptions {
 class Runtime {
  public:
   // argc/argv may be null. Initialises MPI with MPI_THREAD_MULTIPLE when it is not yet
-  // initialised (and then finalises it in the destructor).
+  // initialised (and then finalises it in the destructor, or when the constructor throws).
   explicit Runtime(const RuntimeOptions& opt = {}, int* argc = nullptr, char*** argv = nullptr);
   explicit Runtime(const config::DistConfig& c, int* argc = nullptr, char*** argv = nullptr)
       : Runtime(RuntimeOptions::from(c), argc, argv) {}
@@ -60,20 +60,22 @@ class Runtime {
   double timeout_s() const { return timeout_s_; }
   // "mpirun", "srun", or "singleton" (no launcher).
   const std::string& launcher() const { return launcher_; }
-  bool owns_mpi() const { return owns_mpi_; }
+  bool owns_mpi() const { return mpi_.owns(); }
 
   // Logs `message` as an error and ends the whole job (MPI_Abort on the world) with `code`.
   [[noreturn]] void abort(const std::string& message, int code = 1) const;
 
  private:
-  bool owns_mpi_ = false;
+  // Declared first: the launcher is read before MPI_Init; the session is constructed before and
+  // destroyed after everything that uses MPI (an exception from the constructor finalises it).
+  std::string launcher_;
+  MpiSession mpi_;
   bool owns_watchdog_ = false;
   int world_rank_ = 0, world_size_ = 1, local_rank_ = 0, local_size_ = 1;
   int group_index_ = 0, group_count_ = 1, group_rank_ = 0, group_size_ = 1;
   int threads_ = 1;
   double timeout_s_ = 600.0;
   c10::Device device_{c10::kCPU};
-  std::string launcher_;
   MpiComm world_, local_, group_;
 };
 

@@ -27,9 +27,13 @@
 
 #include "passlab/config/config.hpp"
 #include "passlab/data/batch.hpp"
-#include "passlab/dist/communicator.hpp"
 #include "passlab/models/network.hpp"
 #include "passlab/train/optimizer.hpp"
+
+// Held by reference only: its header (and <mpi.h>) stays out of every includer of this one.
+namespace passlab::dist {
+class Communicator;
+}
 
 namespace passlab::train {
 

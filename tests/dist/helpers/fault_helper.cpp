@@ -4,11 +4,14 @@
 //   fault_helper throw  rank 1 throws before the collective (run_or_abort → MPI_Abort)
 //   fault_helper hang   rank 1 never joins; rank 0's collective watchdog (timeout 2 s) aborts
 //   fault_helper segv   rank 1 dies of SIGSEGV (mpirun must end the job)
+//   fault_helper config-error  a Runtime with a bad option throws after initialising MPI; the
+//                       helper prints whether MPI is finalised afterwards (it must be) and exits 0
 #include <ATen/ATen.h>
 
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <mpi.h>
 #include <string>
 #include <thread>
 
@@ -26,6 +29,21 @@ int main(int argc, char** argv) {
   opt.device = "cpu";
   opt.threads_per_rank = 1;
   opt.timeout_s = mode == "hang" ? 2.0 : 600.0;
+  if (mode == "config-error") {
+    passlab::dist::RuntimeOptions bad = opt;
+    bad.device = "tpu";  // rejected after MPI_Init and the communicator splits
+    try {
+      passlab::dist::Runtime rt(bad, &argc, &argv);
+      std::printf("fault_helper config-error: no ConfigError\n");
+      return 1;
+    } catch (const passlab::ConfigError& e) {
+      int initialized = 0, finalized = 0;
+      MPI_Initialized(&initialized);
+      MPI_Finalized(&finalized);
+      std::printf("fault_helper config-error: initialized %d, finalized %d (%s)\n", initialized, finalized, e.what());
+      return 0;
+    }
+  }
   passlab::dist::Runtime rt(opt, &argc, &argv);
   return passlab::dist::run_or_abort(rt, [&] {
     auto comm = passlab::dist::make_communicator("mpi", rt);
