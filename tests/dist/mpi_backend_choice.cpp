@@ -38,8 +38,11 @@ TEST(BackendChoice, UnavailableOnOneRankIsUnavailableOnAll) {
   const std::string why = dist::unavailable_in_group(available, available ? "" : kWhy, MPI_COMM_WORLD);
   ASSERT_FALSE(why.empty()) << "rank " << r;
   EXPECT_NE(why.find("rank(s) 1 of the run group cannot use it"), std::string::npos) << why;
-  if (r == 1) EXPECT_EQ(why.rfind(kWhy, 0), 0u) << why;  // its own reason first
-  if (r == 0) EXPECT_EQ(why.find(kWhy), std::string::npos) << why;
+  if (r == 1) {
+    EXPECT_EQ(why.rfind(kWhy, 0), 0u) << why;  // its own reason first
+  } else {
+    EXPECT_EQ(why.find(kWhy), std::string::npos) << why;
+  }
 }
 
 TEST(BackendChoice, UnavailableEverywhereNamesEveryRank) {
