@@ -3,31 +3,17 @@
 // and io alike.
 #include "schema_json.hpp"
 
-#include <cstdio>
 #include <sstream>
 
 #include "passlab/config/methods.hpp"
+#include "passlab/config/schema.hpp"
 #include "passlab/io/run_schema.hpp"
 
 namespace passlab::cli {
 namespace {
 
-std::string quote(const std::string& s) {
-  std::string o = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      o += '\\';
-      o += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      o += buf;
-    } else {
-      o += static_cast<char>(c);
-    }
-  }
-  return o + "\"";
-}
+// A JSON string: TOML's basic-string escapes (\", \\, \n, \t, \r, \uXXXX) are valid JSON escapes.
+std::string quote(const std::string& s) { return config::format_value(config::Value(s)); }
 
 const char* boolean(bool b) { return b ? "true" : "false"; }
 

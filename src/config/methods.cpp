@@ -14,29 +14,17 @@ const char* to_string(MethodAllocation a) { return a == MethodAllocation::global
 
 namespace {
 
+// PASS variants: the hypernetwork's scores, allocated globally, after a search of search.steps
+// batches; an ablation turns off one of its parts.
 MethodSpec pass_variant(const char* name, bool prompt, bool recurrence, bool stats, const char* doc) {
-  MethodSpec m;
-  m.name = name;
-  m.family = MethodFamily::pass;
-  m.criterion = "hypernet";
-  m.allocation = MethodAllocation::global;
-  m.data = MethodData::search_steps;
-  m.prompt = prompt;
-  m.recurrence = recurrence;
-  m.stats = stats;
-  m.doc = doc;
-  return m;
+  return MethodSpec{.name = name, .family = MethodFamily::pass, .criterion = "hypernet",
+                    .allocation = MethodAllocation::global, .data = MethodData::search_steps, .prompt = prompt,
+                    .recurrence = recurrence, .stats = stats, .doc = doc};
 }
 
 MethodSpec baseline(const char* name, const char* criterion, MethodAllocation a, MethodData d, const char* doc) {
-  MethodSpec m;
-  m.name = name;
-  m.family = MethodFamily::baseline;
-  m.criterion = criterion;
-  m.allocation = a;
-  m.data = d;
-  m.doc = doc;
-  return m;
+  return MethodSpec{.name = name, .family = MethodFamily::baseline, .criterion = criterion, .allocation = a, .data = d,
+                    .doc = doc};
 }
 
 std::vector<MethodSpec> make_methods() {

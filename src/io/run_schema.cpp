@@ -8,35 +8,18 @@
 
 namespace passlab::io::run_file {
 
+// Names in the order of the enumerators.
 const char* to_string(Item i) {
-  switch (i) {
-    case Item::group: return "group";
-    case Item::dataset: return "dataset";
-    case Item::attribute: return "attribute";
-  }
-  return "?";
+  static const char* const names[] = {"group", "dataset", "attribute"};
+  return names[static_cast<int>(i)];
 }
-
 const char* to_string(Type t) {
-  switch (t) {
-    case Type::none: return "-";
-    case Type::string: return "string";
-    case Type::int64: return "int64";
-    case Type::float64: return "float64";
-    case Type::uint8: return "uint8";
-    case Type::numeric: return "numeric";
-  }
-  return "?";
+  static const char* const names[] = {"-", "string", "int64", "float64", "uint8", "numeric"};
+  return names[static_cast<int>(t)];
 }
-
 const char* to_string(Need n) {
-  switch (n) {
-    case Need::always: return "always";
-    case Need::complete: return "complete";
-    case Need::failed: return "failed";
-    case Need::optional: return "optional";
-  }
-  return "?";
+  static const char* const names[] = {"always", "complete", "failed", "optional"};
+  return names[static_cast<int>(n)];
 }
 
 std::string Entry::name() const { return attr.empty() ? path : path + "@" + attr; }
@@ -82,19 +65,28 @@ struct Table {
 std::vector<Entry> make_entries() {
   Table t;
   const unsigned D = Files::dense, P = Files::prune, B = Files::both;
-  // Root attributes: identity and provenance.
+  // Root attributes.
   t.root_attr(kStatus, Type::string, B, Need::always,
               "complete (finished) or failed (see error). Set last, on commit; a file being written is <name>.tmp with "
               "status incomplete.");
-  t.root_attr(kKind, Type::string, B, Need::always, "dense or prune: which task wrote the file.");
-  t.root_attr(kRunId, Type::string, P, Need::always, "Run id: hash of the task's resolved config (run scope); the file's name.");
-  t.root_attr(kDenseId, Type::string, B, Need::always,
-              "Id of the dense model (dense scope); the dense file's name, which a prune task starts from.");
-  t.root_attr(kMethod, Type::string, P, Need::always, "Pruning method: a name of the method registry (docs/config.md, Methods).");
-  t.root_attr(kArch, Type::string, B, Need::always, "Architecture (model.arch).");
-  t.root_attr(kDataset, Type::string, B, Need::always, "Dataset name (data.dataset).");
-  t.root_attr(kBudget, Type::float64, P, Need::always, "Fraction of the dense MACs to keep (prune.budget).");
-  t.root_attr(kSeed, Type::int64, B, Need::always, "Seed of the task (experiment.seed).");
+  // What the file is and the task's axes: in every file, failed ones too.
+  struct Identity {
+    const char* name;
+    Type type;
+    unsigned files;
+    const char* doc;
+  };
+  const Identity identity[] = {
+      {kKind, Type::string, B, "dense or prune: which task wrote the file."},
+      {kRunId, Type::string, P, "Run id: hash of the task's resolved config (run scope); the file's name."},
+      {kDenseId, Type::string, B, "Id of the dense model (dense scope); the dense file's name, which a prune task starts from."},
+      {kMethod, Type::string, P, "Pruning method: a name of the method registry (docs/config.md, Methods)."},
+      {kArch, Type::string, B, "Architecture (model.arch)."},
+      {kDataset, Type::string, B, "Dataset name (data.dataset)."},
+      {kBudget, Type::float64, P, "Fraction of the dense MACs to keep (prune.budget)."},
+      {kSeed, Type::int64, B, "Seed of the task (experiment.seed)."},
+  };
+  for (auto& a : identity) t.root_attr(a.name, a.type, a.files, Need::always, a.doc);
   // The keys of passlab::build_info() (buildinfo module), which differ between CPU and CUDA builds.
   const std::string version = kVersionPrefix;
   const std::pair<const char*, const char*> always_built[] = {{"passlab", "passlab's version."},
@@ -109,15 +101,18 @@ std::vector<Entry> make_entries() {
                                                            {"nccl", "NCCL version."},
                                                            {"gpus", "Number of GPUs visible to the writing rank."}};
   for (auto& [key, doc] : cuda_built) t.root_attr(version + key, Type::string, B, Need::optional, doc, "a build with CUDA");
+  // Where it ran:
   t.root_attr(kWorldSize, Type::int64, B, Need::complete, "MPI ranks of the job.");
   t.root_attr(kGroupSize, Type::int64, B, Need::complete, "Ranks of the run group that ran the task (data parallel).");
   t.root_attr(kBackend, Type::string, B, Need::complete, "Communicator backend of the group (nccl or mpi).");
   t.root_attr(kDevice, Type::string, B, Need::complete, "Device of the group's ranks (cpu, cuda:N).");
+  // When and how long:
   t.root_attr(kFinishedAt, Type::string, B, Need::always, "UTC time the file was written (ISO 8601).");
   t.root_attr(kSeconds, Type::float64, B, Need::always, "Wall time of the task (of its last attempt when failed), seconds.");
   t.root_attr(kSearchSeconds, Type::float64, P, Need::complete,
               "Seconds to find the kept channels (search or baseline scores) and agree on them.");
   t.root_attr(kFinetuneSeconds, Type::float64, P, Need::complete, "Seconds of fine-tuning.");
+  // Why it failed (written by the sweep, sweep/results.cpp write_failure):
   t.root_attr(kError, Type::string, B, Need::failed, "Why the task failed (the exception's text).");
   t.root_attr(kAttempts, Type::int64, B, Need::failed, "Attempts made before the task was reported failed.");
   t.add(Item::dataset, under(kConfig), "", Type::string, B, Need::always,

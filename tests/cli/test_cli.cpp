@@ -76,13 +76,12 @@ TEST(Cli, InspectSchemaIsTheCommittedRunFileReference) {
 
 TEST(Cli, InspectCheckNamesWhatTheSchemaDoesNotDeclare) {
   test::TempDir dir;
-  {
-    io::AtomicWriter w(dir / "r.h5");
-    w.root().set_attr("kind", "dense");
-    w.root().write("scratch", std::vector<double>{1.0});
-    w.commit();
-  }
-  auto r = cli("inspect --check " + (dir / "r.h5").string());
+  const auto path = dir / "dense.h5";
+  io::AtomicWriter writer(path);  // a dense file with one undeclared dataset and little else
+  writer.root().set_attr("kind", "dense");
+  writer.root().write("scratch", std::vector<double>{1.0});
+  writer.commit();
+  auto r = cli("inspect --check " + path.string());
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_HAS(r.output, "/scratch: undeclared dataset in a dense file");
   EXPECT_HAS(r.output, "/summary: missing (group required in complete dense file)");

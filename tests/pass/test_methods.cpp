@@ -37,35 +37,33 @@ std::string joined(const std::vector<std::string>& v) {
   return s;
 }
 
-struct MethodsFixture : ::testing::Test {
-  static void SetUpTestSuite() {
-    dir_ = new test::TempDir();
-    test::write_store(dir_->path() / "tiny.h5", 160, 40);
+// The folder of the store and of the one dense model every test here prunes, made on first use.
+const std::filesystem::path& trained() {
+  static test::TempDir dir;
+  static const bool ready = [] {
+    test::write_store(dir.path() / "tiny.h5", 160, 40);
     auto comm = dist::make_communicator("mpi", test::runtime());
-    pass::run_dense_task(short_config(dir_->path(), "pass"), test::runtime(), *comm);
-  }
-  static void TearDownTestSuite() {
-    delete dir_;
-    dir_ = nullptr;
-  }
-  static test::TempDir* dir_;
-};
-test::TempDir* MethodsFixture::dir_ = nullptr;
+    pass::run_dense_task(short_config(dir.path(), "pass"), test::runtime(), *comm);
+    return true;
+  }();
+  (void)ready;
+  return dir.path();
+}
 
 }  // namespace
 
-TEST_F(MethodsFixture, DenseFileFollowsTheSchema) {
-  auto f = io::open_complete(pass::dense_path(short_config(dir_->path(), "pass")));
+TEST(Methods, DenseFileFollowsTheSchema) {
+  auto f = io::open_complete(pass::dense_path(short_config(trained(), "pass")));
   EXPECT_EQ(joined(rf::validate(f)), "");
 }
 
-TEST_F(MethodsFixture, EveryRegisteredMethodRunsEndToEnd) {
+TEST(Methods, EveryRegisteredMethodRunsEndToEnd) {
   auto comm = dist::make_communicator("mpi", test::runtime());
   auto net = models::make_model("resnet20", 4, 1, 16);
   const int64_t dense_macs = net->count().macs;
   for (auto& m : config::methods()) {
     SCOPED_TRACE(m.name);
-    auto cfg = short_config(dir_->path(), m.name);
+    auto cfg = short_config(trained(), m.name);
     ASSERT_NO_THROW(pass::run_prune_task(cfg, test::runtime(), *comm));
     ASSERT_TRUE(std::filesystem::exists(pass::run_path(cfg)));
     io::File f = io::open_complete(pass::run_path(cfg));
@@ -99,12 +97,12 @@ TEST_F(MethodsFixture, EveryRegisteredMethodRunsEndToEnd) {
   }
 }
 
-TEST_F(MethodsFixture, ValidatorRejectsDamagedCopiesOfARealRunFile) {
-  auto cfg = short_config(dir_->path(), "l1_global");
+TEST(Methods, ValidatorRejectsDamagedCopiesOfARealRunFile) {
+  auto cfg = short_config(trained(), "l1_global");
   auto comm = dist::make_communicator("mpi", test::runtime());
   if (!std::filesystem::exists(pass::run_path(cfg))) pass::run_prune_task(cfg, test::runtime(), *comm);
   auto damaged = [&](const char* name, auto edit) {
-    auto copy = dir_->path() / name;
+    auto copy = trained() / name;
     std::filesystem::copy_file(pass::run_path(cfg), copy, std::filesystem::copy_options::overwrite_existing);
     {
       io::File f = io::File::open(copy, io::Mode::read_write);
