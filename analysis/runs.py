@@ -3,7 +3,7 @@
 A results directory (``output.dir`` of a sweep) holds::
 
     dense/<dense_id>.h5     trained dense models (shared by the prune tasks of an arch/dataset/seed)
-    runs/<run_id>.h5        one file per prune task (layout: src/pass/task.cpp)
+    runs/<run_id>.h5        one file per prune task (layout: docs/run-file.md)
     runs/<run_id>.h5.tmp    a task being written, or one whose writer was killed
     work/<id>/              checkpoints of tasks in progress (removed when a task finishes)
 
@@ -16,6 +16,7 @@ naming the file (``scan(..., on_damaged="list")`` records it as a Problem instea
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import tomllib
@@ -24,10 +25,39 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-ROOT_ATTRS = ("status", "kind", "run_id", "dense_id", "method", "arch", "dataset", "budget", "seed")
-SUMMARY_ATTRS = ("top1", "top5", "dense_top1", "macs", "params", "dense_macs", "dense_params", "mac_ratio",
-                 "speedup", "latency_dense_ms", "latency_pruned_ms")
-PASS_METHODS = ("pass", "pass_no_prompt", "pass_no_recurrence", "pass_no_stats")
+# The declared layout of result files and the method registry, generated from passlab's C++
+# tables (`passlab inspect --schema-json`; a test keeps the file current).
+SCHEMA_JSON = Path(__file__).resolve().parents[1] / "docs" / "run-file.json"
+
+
+def _load_schema(path=SCHEMA_JSON) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+SCHEMA = _load_schema()
+
+
+def required_in_complete_run(item: str, parent: str) -> tuple:
+    """Names of the ``item`` entries ("attribute", "group" or "dataset") that every complete prune
+    run file holds: the attributes of the object ``parent``, or the groups or datasets directly
+    under the group ``parent`` (wildcard entries excluded)."""
+    out = []
+    for e in SCHEMA["entries"]:
+        if e["item"] != item or "prune" not in e["files"] or e["need"] not in ("always", "complete"):
+            continue
+        if item == "attribute":
+            if e["path"] == parent:
+                out.append(e["attr"])
+        elif os.path.dirname(e["path"]) == parent and "*" not in e["path"]:
+            out.append(os.path.basename(e["path"]))
+    return tuple(out)
+
+
+ROOT_ATTRS = required_in_complete_run("attribute", "/")
+SUMMARY_ATTRS = required_in_complete_run("attribute", "/summary")
+ROOT_OBJECTS = required_in_complete_run("group", "/") + required_in_complete_run("dataset", "/")
+PASS_METHODS = tuple(m["name"] for m in SCHEMA["methods"] if m["family"] == "pass")
 
 
 class DamagedRunError(RuntimeError):
@@ -121,9 +151,9 @@ def load_run(path) -> Run:
                 raise DamagedRunError(path, f"root attributes missing: {', '.join(missing)}")
             if attrs["kind"] != "prune":
                 raise DamagedRunError(path, f"kind '{attrs['kind']}' where a prune run file was expected")
-            for grp in ("summary", "keep", "masks", "config"):
-                if grp not in f:
-                    raise DamagedRunError(path, f"'/{grp}' missing")
+            for obj in ROOT_OBJECTS:
+                if obj not in f:
+                    raise DamagedRunError(path, f"'/{obj}' missing")
             summary = _attrs(f["summary"])
             missing = [a for a in SUMMARY_ATTRS if a not in summary]
             if missing:
@@ -294,7 +324,7 @@ def dense_files(results_dir) -> dict:
 
 
 def is_pass(method: str) -> bool:
-    return method in PASS_METHODS or method.startswith("pass")
+    return method in PASS_METHODS
 
 
 def relpath(p, start) -> str:

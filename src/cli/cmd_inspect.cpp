@@ -6,8 +6,10 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "schema_json.hpp"
 #include "passlab/core/error.hpp"
 #include "passlab/io/hdf5.hpp"
+#include "passlab/io/run_schema.hpp"
 #include "passlab/sweep/results.hpp"
 
 namespace passlab::cli {
@@ -66,17 +68,27 @@ Command add_inspect_command(CLI::App& app) {
     bool check = false;
     bool tree = false;
     bool index = false;
+    bool schema = false;
+    bool schema_json = false;
   };
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand(
       "inspect", "Show a sweep's results as a table (results directory), or one passlab HDF5 file's contents");
-  sub->add_option("path", o->path, "Results directory, run file, dense file, sweep.h5 or dataset store")->required();
+  sub->add_option("path", o->path, "Results directory, run file, dense file, sweep.h5 or dataset store");
   sub->add_flag("--check", o->check,
                 "Validate every result file (or this file): exit 1 naming each damaged one");
   sub->add_flag("--tree", o->tree, "For sweep.h5: print its groups and links instead of the sweep table");
   sub->add_flag("--index", o->index, "For a results directory: also rebuild its sweep.h5 index");
+  sub->add_flag("--schema", o->schema, "Print the Markdown reference of the result-file layout (docs/run-file.md)");
+  sub->add_flag("--schema-json", o->schema_json,
+                "Print the result-file layout and the method registry as JSON (docs/run-file.json)");
   return {sub, [o](const Context&) {
             namespace fs = std::filesystem;
+            if (o->schema || o->schema_json) {
+              std::printf("%s", o->schema ? io::run_file::markdown().c_str() : run_file_schema_json().c_str());
+              return 0;
+            }
+            if (o->path.empty()) throw ConfigError("passlab inspect: give a path, --schema or --schema-json");
             const fs::path p = o->path;
             if (o->check) {
               int n = 0;
@@ -96,9 +108,9 @@ Command add_inspect_command(CLI::App& app) {
             }
             io::File f = io::File::open(p);
             std::string kind;
-            if (f.root().has_attr("kind")) {
+            if (f.root().has_attr(io::run_file::kKind)) {
               try {
-                kind = f.root().attr_string("kind");
+                kind = f.root().attr_string(io::run_file::kKind);
               } catch (const IOError&) {
               }
             }
@@ -108,7 +120,7 @@ Command add_inspect_command(CLI::App& app) {
               std::printf("%zu result file(s): %s\n", rows.size(), sweep::count_line(rows).c_str());
               return 0;
             }
-            if (kind == "dense" || kind == "prune") {
+            if (kind == io::run_file::kDenseKind || kind == io::run_file::kPruneKind) {
               auto row = sweep::read_row(p, p.parent_path().parent_path());
               std::printf("%s\n", sweep::format_table({row}).c_str());
             }

@@ -6,6 +6,8 @@
 #include <limits>
 #include <sstream>
 
+#include "passlab/config/methods.hpp"
+
 namespace passlab::config {
 
 const char* to_string(Kind k) {
@@ -25,13 +27,6 @@ const char* to_string(Kind k) {
 const std::vector<std::string>& known_archs() {
   static const std::vector<std::string> v = {"resnet18", "resnet34", "resnet50",  "resnet20",    "resnet56",
                                              "vgg11_bn", "vgg16_bn", "vgg19_bn", "mobilenet_v2"};
-  return v;
-}
-
-const std::vector<std::string>& known_methods() {
-  static const std::vector<std::string> v = {"pass",          "pass_no_prompt", "pass_no_recurrence", "pass_no_stats",
-                                             "l1_uniform",    "l1_global",      "l2_global",          "bn_scale_global",
-                                             "taylor_global", "random_uniform"};
   return v;
 }
 
@@ -175,7 +170,7 @@ std::vector<FieldSpec> make_fields() {
   auto prune = [&](auto mem, const char* key, const char* doc) -> FieldSpec& {
     return e.add(bind("prune", key, &Config::prune, mem, doc));
   };
-  choices(prune(&PruneConfig::method, "method", "Pruning method (sweep.methods overrides it)."), known_methods());
+  choices(prune(&PruneConfig::method, "method", "Pruning method (sweep.methods overrides it); the registered methods are listed under Methods below."), known_methods());
   range(prune(&PruneConfig::budget, "budget", "Fraction of the dense MACs kept (sweep.budgets overrides it)."), 0, 1, true, false);
   range(prune(&PruneConfig::flops_tolerance, "flops_tolerance", "Allowed relative miss of the MAC budget."), 0, 0.5, true, false);
   range(prune(&PruneConfig::min_keep_channels, "min_keep_channels", "Per-group floor: at least this many channels."), 1, std::nullopt);
@@ -401,6 +396,7 @@ std::string schema_markdown() {
     }
     o << "\n";
   }
+  o << methods_markdown();
   return o.str();
 }
 

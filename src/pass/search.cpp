@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "passlab/config/methods.hpp"
 #include "passlab/core/error.hpp"
 #include "passlab/core/log.hpp"
 #include "passlab/core/rng.hpp"
@@ -14,18 +15,20 @@
 namespace passlab::pass {
 
 bool is_pass_method(const std::string& m) {
-  return m == "pass" || m == "pass_no_prompt" || m == "pass_no_recurrence" || m == "pass_no_stats";
+  const config::MethodSpec* spec = config::find_method(m);
+  return spec && spec->is_pass();
 }
 
 HyperNetOptions hyper_options(const config::SearchConfig& s, const std::string& method, int64_t channels) {
   if (!is_pass_method(method)) throw ConfigError("prune.method = \"" + method + "\" is not a PASS method");
+  const config::MethodSpec& variant = config::method_spec(method);  // its ablation switches
   HyperNetOptions o;
   o.hidden = s.hidden;
   o.embed = s.embed;
-  o.recurrent = s.recurrence == "lstm" && method != "pass_no_recurrence";
-  o.use_stats = s.use_stats && method != "pass_no_stats";
-  o.stats_skip = s.stats_skip && method != "pass_no_stats";
-  o.use_prompt = s.prompt == "pad" && method != "pass_no_prompt";
+  o.recurrent = s.recurrence == "lstm" && variant.recurrence;
+  o.use_stats = s.use_stats && variant.stats;
+  o.stats_skip = s.stats_skip && variant.stats;
+  o.use_prompt = s.prompt == "pad" && variant.prompt;
   o.prompt_channels = channels;
   o.prompt_pool = s.prompt_pool;
   o.temperature = s.temperature;

@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "passlab/build_info.hpp"
+#include "passlab/config/methods.hpp"
 #include "passlab/core/error.hpp"
 #include "passlab/core/log.hpp"
 #include "passlab/core/rng.hpp"
@@ -236,7 +237,7 @@ void run_prune_task(const config::Config& cfg, const dist::Runtime& rt, dist::Co
     auto opt = prune::allocation_options(cfg.prune);
     std::unique_ptr<data::Loader> loader;
     prune::BatchSource batches;
-    if (method == "taylor_global") {
+    if (config::method_spec(method).needs_data()) {
       loader = make_loader(cfg, d, d.splits.train, true, cfg.search.batch_size, derive_seed(seed, kTaylor), rt, comm);
       loader->start_epoch(0);
       batches = [&loader](at::Tensor& x, at::Tensor& y) {

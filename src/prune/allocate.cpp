@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "passlab/config/config.hpp"
+#include "passlab/config/methods.hpp"
 #include "passlab/core/check.hpp"
 #include "passlab/core/log.hpp"
 
@@ -219,29 +220,22 @@ Allocation allocate_uniform(const Structure& s, const GroupScores& scores, const
 
 Allocation allocate_baseline(models::PrunableNetwork& net, const std::string& method, const AllocationOptions& opt,
                              const BatchSource* batches, int64_t taylor_batches, uint64_t seed) {
-  struct M {
-    const char* name;
-    Criterion c;
-    bool global;
-  };
-  static const M methods[] = {{"l1_uniform", Criterion::l1, false},          {"l1_global", Criterion::l1, true},
-                              {"l2_global", Criterion::l2, true},            {"bn_scale_global", Criterion::bn_scale, true},
-                              {"taylor_global", Criterion::taylor, true},    {"random_uniform", Criterion::random, false}};
-  for (const auto& m : methods) {
-    if (method != m.name) continue;
-    GroupScores scores;
-    if (m.c == Criterion::taylor) {
-      PASSLAB_CHECK(batches != nullptr, ConfigError, "method taylor_global needs data batches");
-      scores = taylor_importance(net, *batches, taylor_batches);
-    } else {
-      scores = weight_importance(net, m.c, seed);
-    }
-    Allocation a = m.global ? allocate_global(net.structure(), scores, opt) : allocate_uniform(net.structure(), scores, opt);
-    PL_INFO("{}: {:.2f} % of {} dense MACs kept (target {:.2f} %)", method, 100.0 * a.ratio(), a.dense_macs, 100.0 * opt.budget);
-    return a;
+  const config::MethodSpec& m = config::method_spec(method);
+  PASSLAB_CHECK(m.family == config::MethodFamily::baseline, ConfigError,
+                "'" + method + "' is a PASS method, not a baseline: it is found by the PASS search");
+  const Criterion c = parse_criterion(m.criterion);
+  GroupScores scores;
+  if (m.needs_data()) {
+    PASSLAB_CHECK(batches != nullptr, ConfigError, "method " + method + " needs data batches");
+    PASSLAB_CHECK(c == Criterion::taylor, InternalError, "method " + method + ": only the taylor criterion reads data");
+    scores = taylor_importance(net, *batches, taylor_batches);
+  } else {
+    scores = weight_importance(net, c, seed);
   }
-  throw ConfigError("'" + method + "' is not a baseline pruning method (l1_uniform, l1_global, l2_global, bn_scale_global, "
-                    "taylor_global, random_uniform)");
+  Allocation a = m.allocation == config::MethodAllocation::global ? allocate_global(net.structure(), scores, opt)
+                                                                  : allocate_uniform(net.structure(), scores, opt);
+  PL_INFO("{}: {:.2f} % of {} dense MACs kept (target {:.2f} %)", method, 100.0 * a.ratio(), a.dense_macs, 100.0 * opt.budget);
+  return a;
 }
 
 }  // namespace passlab::prune

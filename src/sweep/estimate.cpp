@@ -4,6 +4,7 @@
 #include <mutex>
 #include <tuple>
 
+#include "passlab/config/methods.hpp"
 #include "passlab/core/log.hpp"
 #include "passlab/io/hdf5.hpp"
 #include "passlab/models/factory.hpp"
@@ -69,10 +70,7 @@ double estimate_cost(const config::Config& t, Task::Kind kind) {
   const double f = forward_macs(t), n = train_images(t);
   if (kind == Task::Kind::dense) return 3.0 * f * n * double(t.dense.epochs);
   // Search (masked dense forward/backward), then fine-tuning of the compact network.
-  double search = 0;
-  const std::string& m = t.prune.method;
-  if (m.rfind("pass", 0) == 0) search = 3.0 * f * double(t.search.steps) * double(t.search.batch_size);
-  else if (m == "taylor_global") search = 3.0 * f * double(t.search.taylor_batches) * double(t.search.batch_size);
+  const double search = 3.0 * f * config::method_spec(t.prune.method).search_images(t);
   const double finetune = 3.0 * f * t.prune.budget * n * double(t.finetune.epochs);
   return search + finetune;
 }

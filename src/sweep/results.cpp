@@ -14,8 +14,10 @@
 #include "passlab/core/error.hpp"
 #include "passlab/core/log.hpp"
 #include "passlab/io/hdf5.hpp"
+#include "passlab/io/run_schema.hpp"
 
 namespace fs = std::filesystem;
+namespace rf = passlab::io::run_file;
 
 namespace passlab::sweep {
 namespace {
@@ -113,13 +115,13 @@ ResultState read_state(const fs::path& file) {
   std::error_code ec;
   if (!fs::exists(file, ec)) return s;
   try {
-    io::File f = io::open_complete(file, {"complete", "failed"});
-    if (f.root().attr_string("status") == "complete") {
+    io::File f = io::open_complete(file, {rf::kComplete, rf::kFailed});
+    if (f.root().attr_string(rf::kStatus) == rf::kComplete) {
       s.kind = ResultState::Kind::complete;
     } else {
       s.kind = ResultState::Kind::failed;
-      s.attempts = opt_int(f.root(), "attempts", 1);
-      s.error = opt_string(f.root(), "error");
+      s.attempts = opt_int(f.root(), rf::kAttempts, 1);
+      s.error = opt_string(f.root(), rf::kError);
     }
   } catch (const IOError& e) {
     s.kind = ResultState::Kind::damaged;
@@ -133,22 +135,22 @@ void write_failure(const fs::path& file, const config::Config& task, const std::
   fs::create_directories(file.parent_path());
   io::AtomicWriter w(file);
   auto& r = w.root();
-  r.write_string("config", config::to_toml(task));
-  r.set_attr("kind", kind);
-  r.set_attr(kind == "dense" ? "dense_id" : "run_id", id);
-  r.set_attr("dense_id", config::dense_id(task));
-  r.set_attr("arch", task.model.arch);
-  r.set_attr("dataset", task.data.dataset);
-  r.set_attr("seed", task.experiment.seed);
-  if (kind == "prune") {
-    r.set_attr("method", task.prune.method);
-    r.set_attr("budget", task.prune.budget);
+  r.write_string(rf::kConfig, config::to_toml(task));
+  r.set_attr(rf::kKind, kind);
+  r.set_attr(kind == rf::kDenseKind ? rf::kDenseId : rf::kRunId, id);
+  r.set_attr(rf::kDenseId, config::dense_id(task));
+  r.set_attr(rf::kArch, task.model.arch);
+  r.set_attr(rf::kDataset, task.data.dataset);
+  r.set_attr(rf::kSeed, task.experiment.seed);
+  if (kind == rf::kPruneKind) {
+    r.set_attr(rf::kMethod, task.prune.method);
+    r.set_attr(rf::kBudget, task.prune.budget);
   }
-  r.set_attr("error", error);
-  r.set_attr("attempts", attempts);
-  r.set_attr("seconds", seconds);
-  r.set_attr("finished_at", utc_now());
-  w.commit("failed");
+  r.set_attr(rf::kError, error);
+  r.set_attr(rf::kAttempts, attempts);
+  r.set_attr(rf::kSeconds, seconds);
+  r.set_attr(rf::kFinishedAt, utc_now());
+  w.commit(rf::kFailed);
 }
 
 Row read_row(const fs::path& file, const fs::path& dir) {
@@ -157,27 +159,28 @@ Row read_row(const fs::path& file, const fs::path& dir) {
   fs::path rel = fs::relative(file, dir, ec);
   row.file = ec || rel.empty() ? file.string() : rel.string();
   row.id = file.stem().string();
-  row.kind = file.parent_path().filename() == "dense" ? "dense" : "prune";
+  row.kind = file.parent_path().filename() == "dense" ? rf::kDenseKind : rf::kPruneKind;
   try {
-    io::File f = io::open_complete(file, {"complete", "failed"});
+    io::File f = io::open_complete(file, {rf::kComplete, rf::kFailed});
     const auto& r = f.root();
-    row.status = r.attr_string("status");
-    row.kind = opt_string(r, "kind").empty() ? row.kind : opt_string(r, "kind");
-    row.method = row.kind == "dense" ? "(dense)" : opt_string(r, "method");
-    row.arch = opt_string(r, "arch");
-    row.dataset = opt_string(r, "dataset");
-    row.budget = row.kind == "dense" ? 1.0 : opt_double(r, "budget");
-    row.seed = opt_int(r, "seed");
-    row.seconds = opt_double(r, "seconds");
-    row.error = opt_string(r, "error");
-    row.attempts = opt_int(r, "attempts", row.status == "failed" ? 1 : 0);
-    if (row.status == "complete" && r.has("summary")) {
-      auto s = r.open_group("summary");
-      row.top1 = opt_double(s, "top1");
-      row.dense_top1 = opt_double(s, "dense_top1");
-      row.macs = opt_int(s, "macs");
-      row.mac_ratio = row.kind == "dense" ? 1.0 : opt_double(s, "mac_ratio");
-      row.speedup = opt_double(s, "speedup");
+    row.status = r.attr_string(rf::kStatus);
+    row.kind = opt_string(r, rf::kKind).empty() ? row.kind : opt_string(r, rf::kKind);
+    const bool dense = row.kind == rf::kDenseKind;
+    row.method = dense ? "(dense)" : opt_string(r, rf::kMethod);
+    row.arch = opt_string(r, rf::kArch);
+    row.dataset = opt_string(r, rf::kDataset);
+    row.budget = dense ? 1.0 : opt_double(r, rf::kBudget);
+    row.seed = opt_int(r, rf::kSeed);
+    row.seconds = opt_double(r, rf::kSeconds);
+    row.error = opt_string(r, rf::kError);
+    row.attempts = opt_int(r, rf::kAttempts, row.status == rf::kFailed ? 1 : 0);
+    if (row.status == rf::kComplete && r.has(rf::kSummary)) {
+      auto s = r.open_group(rf::kSummary);
+      row.top1 = opt_double(s, rf::kTop1);
+      row.dense_top1 = opt_double(s, rf::kDenseTop1);
+      row.macs = opt_int(s, rf::kMacs);
+      row.mac_ratio = dense ? 1.0 : opt_double(s, rf::kMacRatio);
+      row.speedup = opt_double(s, rf::kSpeedup);
     }
   } catch (const IOError& e) {
     row.status = "damaged";
@@ -196,7 +199,7 @@ std::vector<Row> scan_rows(const fs::path& dir) {
       if (e.path().extension() == ".h5") rows.push_back(read_row(e.path(), dir));
   }
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
-    int ka = a.kind == "dense" ? 0 : 1, kb = b.kind == "dense" ? 0 : 1;
+    int ka = a.kind == rf::kDenseKind ? 0 : 1, kb = b.kind == rf::kDenseKind ? 0 : 1;
     return std::tie(ka, a.dataset, a.arch, b.budget, a.method, a.seed, a.id) <
            std::tie(kb, b.dataset, b.arch, a.budget, b.method, b.seed, b.id);
   });
@@ -209,7 +212,7 @@ std::string format_table(const std::vector<Row>& rows, bool with_dense) {
   // pass_no_recurrence keep the columns aligned.
   int wm = 16, wa = 10, wd = 14;
   for (auto& r : rows) {
-    if (!with_dense && r.kind == "dense") continue;
+    if (!with_dense && r.kind == rf::kDenseKind) continue;
     wm = std::max(wm, static_cast<int>(r.method.size()));
     wa = std::max(wa, static_cast<int>(r.arch.size()));
     wd = std::max(wd, static_cast<int>(r.dataset.size()));
@@ -227,16 +230,16 @@ std::string format_table(const std::vector<Row>& rows, bool with_dense) {
     return std::string(b);
   };
   for (auto& r : rows) {
-    if (!with_dense && r.kind == "dense") continue;
+    if (!with_dense && r.kind == rf::kDenseKind) continue;
     std::string secs = r.seconds < 0 ? "-" : num(r.seconds, "%.0fs");
     std::snprintf(line.data(), line.size(), kLayout, r.status.c_str(), r.id.c_str(), wm,
                   r.method.empty() ? "-" : r.method.c_str(), wa, r.arch.empty() ? "-" : r.arch.c_str(), wd,
-                  r.dataset.empty() ? "-" : r.dataset.c_str(), r.kind == "dense" ? "1.00" : num(r.budget, "%.2f").c_str(),
+                  r.dataset.empty() ? "-" : r.dataset.c_str(), r.kind == rf::kDenseKind ? "1.00" : num(r.budget, "%.2f").c_str(),
                   r.seed < 0 ? "-" : std::to_string(r.seed).c_str(), num(100 * r.top1, "%.2f").c_str(),
                   r.macs < 0 ? "-" : std::to_string(r.macs).c_str(), num(100 * r.mac_ratio, "%.1f").c_str(),
                   num(r.speedup, "%.2f").c_str(), secs.c_str());
     out += line.data();
-    if (r.status != "complete" && !r.error.empty()) {
+    if (r.status != rf::kComplete && !r.error.empty()) {
       std::string e = r.error.size() > 300 ? r.error.substr(0, 300) + "..." : r.error;
       out += "          error" + (r.attempts > 0 ? " (attempt " + std::to_string(r.attempts) + ")" : std::string()) + ": " +
              e + "\n";
@@ -248,8 +251,8 @@ std::string format_table(const std::vector<Row>& rows, bool with_dense) {
 std::string count_line(const std::vector<Row>& rows) {
   int complete = 0, failed = 0, damaged = 0;
   for (auto& r : rows) {
-    if (r.status == "complete") ++complete;
-    else if (r.status == "failed") ++failed;
+    if (r.status == rf::kComplete) ++complete;
+    else if (r.status == rf::kFailed) ++failed;
     else ++damaged;
   }
   return std::to_string(complete) + " complete, " + std::to_string(failed) + " failed, " + std::to_string(damaged) +
@@ -264,8 +267,8 @@ fs::path write_index(const fs::path& dir) {
   auto links = root.create_group("runs");
   int complete = 0, failed = 0, damaged = 0;
   for (auto& r : rows) {
-    if (r.status == "complete") ++complete;
-    else if (r.status == "failed") ++failed;
+    if (r.status == rf::kComplete) ++complete;
+    else if (r.status == rf::kFailed) ++failed;
     else ++damaged;
     if (r.status == "damaged") continue;
     // Relative to sweep.h5's folder, so the results directory can be moved or copied.
@@ -320,35 +323,32 @@ std::vector<Problem> check_file(const fs::path& file) {
   try {
     io::File f = io::File::open(file);
     const auto& r = f.root();
-    if (!r.has_attr("status")) {
+    if (!r.has_attr(rf::kStatus)) {
       bad("no status attribute: unfinished or not written by passlab");
       return out;
     }
-    const std::string status = r.attr_string("status");
-    if (status != "complete" && status != "failed") {
+    const std::string status = r.attr_string(rf::kStatus);
+    if (status != rf::kComplete && status != rf::kFailed) {
       bad("status is '" + status + "'");
       return out;
     }
     // The index holds links to the run files (checked on their own) and fixed-length columns.
-    if (opt_string(r, "kind") == "sweep_index") return out;
+    if (opt_string(r, rf::kKind) == "sweep_index") return out;
     read_everything(r);
-    if (status == "failed") {
-      if (opt_string(r, "error").empty()) bad("failed without an error attribute");
+    // The declared layout (docs/run-file.md): missing, wrongly typed and undeclared entries.
+    for (auto& problem : rf::validate(f)) bad(problem);
+    if (status == rf::kFailed) {
+      if (opt_string(r, rf::kError).empty()) bad("failed without an error attribute");
       return out;
     }
-    if (!r.has("config")) bad("no /config");
-    if (!r.has("summary")) {
-      bad("no /summary");
-      return out;
-    }
-    auto s = r.open_group("summary");
-    double top1 = opt_double(s, "top1", NAN);
+    if (!r.has(rf::kSummary)) return out;  // reported by the schema
+    // Values the schema's types cannot express.
+    auto s = r.open_group(rf::kSummary);
+    double top1 = opt_double(s, rf::kTop1, NAN);
     if (!(top1 >= 0 && top1 <= 1)) bad("summary top1 is " + std::to_string(top1) + ", not in [0, 1]");
-    if (opt_int(s, "macs", 0) <= 0) bad("summary macs missing or not positive");
-    if (opt_string(r, "kind") == "prune") {
-      if (!r.has("keep")) bad("prune run without /keep");
-      if (!r.has("masks")) bad("prune run without /masks");
-      double ratio = opt_double(s, "mac_ratio", NAN);
+    if (opt_int(s, rf::kMacs, 0) <= 0) bad("summary macs missing or not positive");
+    if (opt_string(r, rf::kKind) == rf::kPruneKind) {
+      double ratio = opt_double(s, rf::kMacRatio, NAN);
       if (!(ratio > 0 && ratio <= 1.0 + 1e-9)) bad("summary mac_ratio is " + std::to_string(ratio));
     }
   } catch (const std::exception& e) {

@@ -59,6 +59,35 @@ TEST(Cli, ConfigPrintsCanonicalTomlAndIds) {
   EXPECT_EQ(schema.output, test::read_text(test::source_dir() / "docs/config.md"));
 }
 
+TEST(Cli, InspectSchemaIsTheCommittedRunFileReference) {
+  auto md = cli("inspect --schema");
+  EXPECT_EQ(md.exit_code, 0);
+  EXPECT_EQ(md.output, test::read_text(test::source_dir() / "docs/run-file.md"))
+      << "docs/run-file.md is stale: regenerate with `passlab inspect --schema > docs/run-file.md`";
+  auto json = cli("inspect --schema-json");
+  EXPECT_EQ(json.exit_code, 0);
+  EXPECT_EQ(json.output, test::read_text(test::source_dir() / "docs/run-file.json"))
+      << "docs/run-file.json is stale: regenerate with `passlab inspect --schema-json > docs/run-file.json`";
+  EXPECT_HAS(json.output, "{\"name\": \"pass_no_stats\", \"family\": \"pass\"");
+  auto none = cli("inspect");
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_HAS(none.output, "give a path, --schema or --schema-json");
+}
+
+TEST(Cli, InspectCheckNamesWhatTheSchemaDoesNotDeclare) {
+  test::TempDir dir;
+  const auto path = dir / "dense.h5";
+  io::AtomicWriter writer(path);  // a dense file with one undeclared dataset and little else
+  writer.root().set_attr("kind", "dense");
+  writer.root().write("scratch", std::vector<double>{1.0});
+  writer.commit();
+  auto r = cli("inspect --check " + path.string());
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_HAS(r.output, "/scratch: undeclared dataset in a dense file");
+  EXPECT_HAS(r.output, "/summary: missing (group required in complete dense file)");
+  EXPECT_HAS(r.output, "/@dense_id: missing (attribute required in every dense file)");
+}
+
 TEST(Cli, LogLevelValidated) {
   auto r = cli("--log-level loud --version");
   EXPECT_EQ(r.exit_code, 2);

@@ -24,7 +24,7 @@ class Communicator;
 
 namespace passlab::pass {
 
-// True for pass, pass_no_prompt, pass_no_recurrence, pass_no_stats.
+// True for the PASS variants of the method registry (config/methods.hpp).
 bool is_pass_method(const std::string& method);
 // Hypernetwork options of a PASS method (its ablation switches) from [search].
 HyperNetOptions hyper_options(const config::SearchConfig& search, const std::string& method, int64_t channels);

@@ -57,8 +57,9 @@ int64_t group_floor(int64_t width, const AllocationOptions& opt);
 Allocation allocate_global(const models::Structure& s, const GroupScores& scores, const AllocationOptions& opt);
 Allocation allocate_uniform(const models::Structure& s, const GroupScores& scores, const AllocationOptions& opt);
 
-// Baseline methods of config::known_methods(): l1_uniform, l1_global, l2_global,
-// bn_scale_global, taylor_global (needs batches), random_uniform (seeded).
+// A baseline of the method registry (config/methods.hpp): its criterion scores the channels
+// (taylor reads `batches`, random is seeded), its allocation spreads the budget. ConfigError for
+// a name that is not a registered baseline.
 Allocation allocate_baseline(models::PrunableNetwork& net, const std::string& method, const AllocationOptions& opt,
                              const BatchSource* batches = nullptr, int64_t taylor_batches = 8, uint64_t seed = 0);
 
