@@ -2,9 +2,8 @@
 
 #include <torch/torch.h>
 
-#include <ctime>
-
 #include "passlab/build_info.hpp"
+#include "passlab/core/clock.hpp"
 #include "passlab/dist/communicator.hpp"
 #include "passlab/dist/runtime.hpp"
 #include "passlab/io/hdf5.hpp"
@@ -15,13 +14,6 @@
 
 namespace passlab::pipeline {
 namespace {
-
-std::string utc_now() {
-  std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
 
 // An empty curve (a stage that did not run) is left out rather than written empty.
 void write_curve(io::Group& metrics, const std::string& name, const std::vector<double>& v) {

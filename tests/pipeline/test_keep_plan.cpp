@@ -36,6 +36,20 @@ struct KeepPlanTest : ::testing::Test {
     net->eval();
     return net;
   }
+  // The keep-plan stage of a one-rank task of `cfg`, on dense().
+  struct Found {
+    pipeline::TaskData d;
+    models::PrunableNetworkPtr net;
+    pipeline::MethodPlan plan;
+  };
+  static Found find(const config::Config& cfg) {
+    auto comm = dist::make_communicator("mpi", runtime());
+    const pipeline::TaskContext ctx{cfg, runtime(), *comm, config::run_id(cfg)};
+    Found f{pipeline::open_data(cfg), nullptr, {}};
+    f.net = dense(f.d, cfg);
+    f.plan = pipeline::find_keep_plan(ctx, f.d, *f.net);
+    return f;
+  }
   static test::TempDir* dir_;
 };
 test::TempDir* KeepPlanTest::dir_ = nullptr;
@@ -43,14 +57,10 @@ test::TempDir* KeepPlanTest::dir_ = nullptr;
 }  // namespace
 
 TEST_F(KeepPlanTest, WeightBaselinesAreTheAllocatorsPlanWithTheBaselineStream) {
-  auto comm = dist::make_communicator("mpi", runtime());
   for (const char* method : {"l1_uniform", "l1_global", "l2_global", "bn_scale_global", "random_uniform"}) {
     auto cfg = tiny_config(dir_->path(), method);
     cfg.experiment.seed = 7;
-    const pipeline::TaskContext ctx{cfg, runtime(), *comm, config::run_id(cfg)};
-    const auto d = pipeline::open_data(cfg);
-    auto net = dense(d, cfg);
-    auto plan = pipeline::find_keep_plan(ctx, d, *net);
+    auto [d, net, plan] = find(cfg);
     EXPECT_EQ(plan.search, nullptr) << method;
     EXPECT_TRUE(plan.curves.loss.empty()) << method;
     // Stream 5 (kBaseline) of seed 7: a changed stream would change random_uniform's channels.
@@ -63,12 +73,9 @@ TEST_F(KeepPlanTest, WeightBaselinesAreTheAllocatorsPlanWithTheBaselineStream) {
 }
 
 TEST_F(KeepPlanTest, TaylorReadsTrainingBatchesOfItsOwnStream) {
-  auto comm = dist::make_communicator("mpi", runtime());
   auto cfg = tiny_config(dir_->path(), "taylor_global");
   cfg.experiment.seed = 3;
-  const pipeline::TaskContext ctx{cfg, runtime(), *comm, config::run_id(cfg)};
-  const auto d = pipeline::open_data(cfg);
-  auto plan = pipeline::find_keep_plan(ctx, d, *dense(d, cfg));
+  auto [d, net, plan] = find(cfg);
 
   // The same batches by hand: the training split in the order of stream 6 (kTaylor) of seed 3.
   auto lo = data::loader_options(cfg.data, d.info, true, cfg.search.batch_size, derive_seed(3, 6), 0, 1, d.channels);
@@ -87,13 +94,9 @@ TEST_F(KeepPlanTest, TaylorReadsTrainingBatchesOfItsOwnStream) {
 }
 
 TEST_F(KeepPlanTest, PassRunsTheSearchAndLeavesTheDenseNetworkUnmasked) {
-  auto comm = dist::make_communicator("mpi", runtime());
   auto cfg = tiny_config(dir_->path(), "pass");
   cfg.search.steps = 3;
-  const pipeline::TaskContext ctx{cfg, runtime(), *comm, config::run_id(cfg)};
-  const auto d = pipeline::open_data(cfg);
-  auto net = dense(d, cfg);
-  auto plan = pipeline::find_keep_plan(ctx, d, *net);
+  auto [d, net, plan] = find(cfg);
   ASSERT_NE(plan.search, nullptr);
   EXPECT_EQ(plan.curves.loss.size(), 3u);
   EXPECT_EQ(plan.curves.mac_ratio.size(), 3u);
@@ -105,12 +108,14 @@ TEST_F(KeepPlanTest, PassRunsTheSearchAndLeavesTheDenseNetworkUnmasked) {
 }
 
 TEST_F(KeepPlanTest, UnknownMethodIsAConfigError) {
-  auto comm = dist::make_communicator("mpi", runtime());
   auto cfg = tiny_config(dir_->path(), "l1_global");
   cfg.prune.method = "l3_sideways";
-  const pipeline::TaskContext ctx{cfg, runtime(), *comm, "x"};
-  const auto d = pipeline::open_data(cfg);
-  EXPECT_THROW(pipeline::find_keep_plan(ctx, d, *dense(d, cfg)), ConfigError);
+  try {
+    find(cfg);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'l3_sideways'"), std::string::npos) << e.what();  // names the method
+  }
 }
 
 TEST(PipelinePaths, FilesLiveUnderTheOutputDirectoryByTaskId) {

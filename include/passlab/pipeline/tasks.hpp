@@ -7,12 +7,7 @@
 //    search or a baseline) at the exact MAC budget, agree on it across the group, slice and
 //    fine-tune the compact network, evaluate and measure it, write <results>/runs/<run_id>.h5.
 // Training checkpoints live under <results>/work/<id>/ so an interrupted task resumes its stage.
-#include "passlab/config/config.hpp"
-
-namespace passlab::dist {
-class Runtime;
-class Communicator;
-}  // namespace passlab::dist
+#include "passlab/pipeline/context.hpp"  // config::Config, dist:: declarations
 
 namespace passlab::pipeline {
 
