@@ -1,5 +1,6 @@
 """scripts/compare-runs.py on hand-made results directories: equal runs pass; a baseline whose
-kept channels differ, or any top-1 beyond the tolerance, fails; PASS channels may differ."""
+kept channels differ, or any top-1 beyond the tolerance, fails; PASS channels may differ; with
+--layout an attribute of another type, or one missing, fails."""
 import pathlib
 import subprocess
 import sys
@@ -88,3 +89,18 @@ def test_no_common_task_is_an_error(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     assert run(tmp_path / "a", tmp_path / "b").returncode == 2
+
+
+def test_layout_difference_fails_only_with_layout(tmp_path):
+    dirs = make(tmp_path, [("l1", "l1_global", KEEP, 0.70), ("ps", "pass", KEEP, 0.72)])
+    assert run(*dirs, "--layout").returncode == 0
+    with h5py.File(dirs[1] / "runs" / "l1.h5", "a") as f:
+        f["summary"].attrs["budget_met"] = 1.0  # absent before
+        del f.attrs["budget"]
+        f.attrs["budget"] = "0.5"  # a string where a double was
+    assert run(*dirs).returncode == 0
+    r = run(*dirs, "--layout")
+    assert r.returncode == 1
+    assert "layout differs in 2 place(s)" in r.stdout
+    assert "summary@budget_met: absent -> attribute float64 ()" in r.stdout
+    assert "/@budget: attribute float64 () -> attribute" in r.stdout
