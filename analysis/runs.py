@@ -3,7 +3,7 @@
 A results directory (``output.dir`` of a sweep) holds::
 
     dense/<dense_id>.h5     trained dense models (shared by the prune tasks of an arch/dataset/seed)
-    runs/<run_id>.h5        one file per prune task (layout: docs/run-file.md)
+    runs/<run_id>.h5        one file per prune task (layout: docs/run-file.md; written by src/pipeline/run_writer.cpp)
     runs/<run_id>.h5.tmp    a task being written, or one whose writer was killed
     work/<id>/              checkpoints of tasks in progress (removed when a task finishes)
 

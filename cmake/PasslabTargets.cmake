@@ -61,11 +61,12 @@ function(passlab_torch_library)
   passlab_torch_module(models DEPS passlab_tensorio)
   passlab_torch_module(prune DEPS passlab_models)
   passlab_torch_module(train DEPS passlab_dist passlab_data passlab_models)
-  passlab_torch_module(pass DEPS passlab_prune passlab_train passlab_buildinfo)
-  passlab_torch_module(sweep DEPS passlab_pass)
+  passlab_torch_module(pass DEPS passlab_prune passlab_train)
+  passlab_torch_module(pipeline DEPS passlab_pass passlab_prune passlab_train passlab_buildinfo)
+  passlab_torch_module(sweep DEPS passlab_pipeline)
   add_library(passlab_torch INTERFACE)
   target_link_libraries(passlab_torch INTERFACE passlab_buildinfo passlab_tensorio passlab_dist passlab_data passlab_models
-                        passlab_prune passlab_train passlab_pass passlab_sweep)
+                        passlab_prune passlab_train passlab_pass passlab_pipeline passlab_sweep)
 endfunction()
 
 # Executables linking the whole product: tcmalloc first, so it replaces malloc process-wide.

@@ -5,7 +5,7 @@
 #include <numeric>
 
 #include "passlab/core/error.hpp"
-#include "passlab/pass/task.hpp"
+#include "passlab/pipeline/paths.hpp"
 
 namespace passlab::sweep {
 
@@ -36,7 +36,7 @@ Plan make_plan(const config::Config& cfg) {
       d.kind = Task::Kind::dense;
       d.id = d.dense_id = did;
       d.cfg = t;
-      d.path = pass::dense_path(t);
+      d.path = pipeline::dense_path(t);
       d.cost = estimate_cost(t, d.kind);
       dense_at[did] = static_cast<int>(all.size());
       all.push_back(std::move(d));
@@ -46,7 +46,7 @@ Plan make_plan(const config::Config& cfg) {
     p.id = config::run_id(t);
     p.dense_id = did;
     p.cfg = t;
-    p.path = pass::run_path(t);
+    p.path = pipeline::run_path(t);
     p.cost = estimate_cost(t, p.kind);
     p.dep = dense_at[did];
     if (std::any_of(all.begin(), all.end(), [&](const Task& o) { return o.id == p.id; }))

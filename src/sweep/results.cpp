@@ -7,10 +7,10 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <ctime>
 #include <tuple>
 
 #include "passlab/config/config.hpp"
+#include "passlab/core/clock.hpp"
 #include "passlab/core/error.hpp"
 #include "passlab/core/log.hpp"
 #include "passlab/io/hdf5.hpp"
@@ -21,13 +21,6 @@ namespace rf = passlab::io::run_file;
 
 namespace passlab::sweep {
 namespace {
-
-std::string utc_now() {
-  std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
 
 std::string opt_string(const io::Group& g, const char* name) {
   try {

@@ -21,7 +21,8 @@
 #include "passlab/dist/communicator.hpp"
 #include "passlab/dist/runtime.hpp"
 #include "passlab/io/hdf5.hpp"
-#include "passlab/pass/task.hpp"
+#include "passlab/pipeline/paths.hpp"
+#include "passlab/pipeline/tasks.hpp"
 #include "passlab/sweep/claims.hpp"
 #include "passlab/sweep/plan.hpp"
 #include "passlab/sweep/results.hpp"
@@ -270,8 +271,8 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
     std::string error;
     try {
       test_hooks(t.id, attempt);
-      if (t.kind == Task::Kind::dense) pass::run_dense_task(t.cfg, rt, *comm);
-      else pass::run_prune_task(t.cfg, rt, *comm);
+      if (t.kind == Task::Kind::dense) pipeline::run_dense_task(t.cfg, rt, *comm);
+      else pipeline::run_prune_task(t.cfg, rt, *comm);
       if (leader) error = divergence(t.path);
       failed = error.empty() ? 0 : 1;
     } catch (const std::exception& e) {
@@ -299,7 +300,7 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
       if (leader) {
         write_failure(t.path, t.cfg, t.kind_name(), t.id, error, attempt, secs);
         // A retry starts clean: a checkpoint taken after a NaN would fail the same way.
-        remove_tree(pass::work_dir(t.cfg, t.id), ec);
+        remove_tree(pipeline::work_dir(t.cfg, t.id), ec);
         journal(dir, holder, "fail", t.id, "attempt " + std::to_string(attempt) + ": " + error);
         const bool final = attempt > cfg.sweep.max_retries;
         std::printf("%s %s %s FAILED (attempt %lld of %lld%s) after %s: %s\n", tag.c_str(), t.kind_name(), t.id.c_str(),

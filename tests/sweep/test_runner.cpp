@@ -6,7 +6,7 @@
 #include <set>
 
 #include "passlab/io/hdf5.hpp"
-#include "passlab/pass/task.hpp"
+#include "passlab/pipeline/paths.hpp"
 #include "passlab/sweep/plan.hpp"
 #include "passlab/sweep/results.hpp"
 #include "passlab/sweep/runner.hpp"
@@ -49,7 +49,7 @@ TEST(SweepPlan, OneDenseTaskPerModelAndDependencyOrder) {
     }
     if (t.kind == sweep::Task::Kind::dense) {
       EXPECT_EQ(t.id, config::dense_id(t.cfg));
-      EXPECT_EQ(t.path, pass::dense_path(t.cfg));
+      EXPECT_EQ(t.path, pipeline::dense_path(t.cfg));
       EXPECT_EQ(t.dependents.size(), 4u);
       continue;
     }

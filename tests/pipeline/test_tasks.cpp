@@ -14,7 +14,9 @@
 #include "passlab/models/factory.hpp"
 #include "passlab/models/weights.hpp"
 #include "passlab/pass/search.hpp"
-#include "passlab/pass/task.hpp"
+#include "passlab/pipeline/paths.hpp"
+#include "passlab/pipeline/tasks.hpp"
+#include "passlab/prune/allocate.hpp"
 #include "passlab/prune/slice.hpp"
 #include "passlab/tensorio/tensor_h5.hpp"
 #include "pass/fixture.hpp"
@@ -33,7 +35,7 @@ struct TaskFixture : ::testing::Test {
     dir_ = new test::TempDir();
     write_store(dir_->path() / "tiny.h5", 160, 40);
     auto comm = dist::make_communicator("mpi", runtime());
-    pass::run_dense_task(tiny_config(dir_->path(), "pass"), runtime(), *comm);
+    pipeline::run_dense_task(tiny_config(dir_->path(), "pass"), runtime(), *comm);
   }
   static void TearDownTestSuite() {
     delete dir_;
@@ -47,21 +49,21 @@ test::TempDir* TaskFixture::dir_ = nullptr;
 
 TEST_F(TaskFixture, DenseFileIsCompleteWithWeightsAndAccuracy) {
   auto cfg = tiny_config(dir_->path(), "pass");
-  io::File f = io::open_complete(pass::dense_path(cfg));
+  io::File f = io::open_complete(pipeline::dense_path(cfg));
   EXPECT_EQ(f.root().attr_string("dense_id"), config::dense_id(cfg));
   auto s = f.root().open_group("summary");
   EXPECT_GE(s.attr_double("top1"), 0.0);
   EXPECT_LE(s.attr_double("top1"), 1.0);
   auto net = models::make_model("resnet20", 4, 1, 16);
-  EXPECT_NO_THROW(models::load_weights(*net, pass::dense_path(cfg)));
+  EXPECT_NO_THROW(models::load_weights(*net, pipeline::dense_path(cfg)));
   EXPECT_EQ(f.root().read<double>("metrics/dense_train_loss").size(), 2u);
 }
 
 TEST_F(TaskFixture, PassRunFileHoldsEveryDatasetAndAttribute) {
   auto cfg = tiny_config(dir_->path(), "pass");
   auto comm = dist::make_communicator("mpi", runtime());
-  pass::run_prune_task(cfg, runtime(), *comm);
-  io::File f = io::open_complete(pass::run_path(cfg));
+  pipeline::run_prune_task(cfg, runtime(), *comm);
+  io::File f = io::open_complete(pipeline::run_path(cfg));
   auto& r = f.root();
   for (const char* a : {"status", "run_id", "dense_id", "method", "arch", "dataset", "budget", "seed", "version_passlab",
                         "version_git", "version_libtorch", "world_size", "group_size", "backend", "seconds",
@@ -96,7 +98,7 @@ TEST_F(TaskFixture, PassRunFileHoldsEveryDatasetAndAttribute) {
   // The compact weights load into the compact architecture rebuilt from the keep sizes.
   models::ModelSpec spec{"resnet20", 4, 1, 16, "auto", kept};
   auto compact = models::make_model(spec);
-  auto rep = models::load_weights(*compact, pass::run_path(cfg));
+  auto rep = models::load_weights(*compact, pipeline::run_path(cfg));
   EXPECT_GT(rep.loaded, 0);
   // Prompt and hypernetwork are stored.
   EXPECT_EQ(io::read_tensor(r.open_group("prompt"), "image").sizes(), (std::vector<int64_t>{1, 16, 16}));
@@ -106,20 +108,27 @@ TEST_F(TaskFixture, PassRunFileHoldsEveryDatasetAndAttribute) {
 TEST_F(TaskFixture, BaselineRunFileHasNoHypernetwork) {
   auto cfg = tiny_config(dir_->path(), "l1_global");
   auto comm = dist::make_communicator("mpi", runtime());
-  pass::run_prune_task(cfg, runtime(), *comm);
-  io::File f = io::open_complete(pass::run_path(cfg));
+  pipeline::run_prune_task(cfg, runtime(), *comm);
+  io::File f = io::open_complete(pipeline::run_path(cfg));
   EXPECT_FALSE(f.root().has("hypernet"));
   EXPECT_FALSE(f.root().has("prompt"));
   EXPECT_FALSE(f.root().has("metrics/search_loss"));
-  EXPECT_TRUE(f.root().has("keep"));
   EXPECT_NEAR(f.root().open_group("summary").attr_double("mac_ratio"), 0.5, 0.5 * 0.005 + 1e-12);
+  // /keep holds the criterion's plan on the dense weights, group by group.
+  auto dense = models::make_model("resnet20", 4, 1, 16);
+  models::load_weights(*dense, pipeline::dense_path(cfg));
+  auto truth = prune::allocate_baseline(*dense, "l1_global", prune::allocation_options(cfg.prune));
+  const auto& groups = dense->groups();
+  ASSERT_EQ(truth.keep.size(), groups.size());
+  for (size_t g = 0; g < groups.size(); ++g)
+    EXPECT_EQ(f.root().read<int64_t>("keep/" + groups[g].name), truth.keep[g]) << groups[g].name;
 }
 
 TEST_F(TaskFixture, TransferStartReproducesSourceMasksBeforeAnyStep) {
   auto cfg = tiny_config(dir_->path(), "pass");
   auto store = data::Store::open(dir_->path() / "tiny.h5");
   auto dense = models::make_model("resnet20", 4, 1, 16);
-  models::load_weights(*dense, pass::dense_path(cfg));
+  models::load_weights(*dense, pipeline::dense_path(cfg));
   pass::InputGeometry geo{1, 16, store->info().mean, store->info().std};
   pass::PassSearch a(*dense, cfg, geo);
   auto splits = data::open_splits(cfg.data, cfg.resolved_store());

@@ -12,7 +12,8 @@
 #include "passlab/io/hdf5.hpp"
 #include "passlab/io/run_schema.hpp"
 #include "passlab/models/factory.hpp"
-#include "passlab/pass/task.hpp"
+#include "passlab/pipeline/paths.hpp"
+#include "passlab/pipeline/tasks.hpp"
 #include "pass/fixture.hpp"
 #include "support/test_util.hpp"
 
@@ -43,7 +44,7 @@ const std::filesystem::path& trained() {
   static const bool ready = [] {
     test::write_store(dir.path() / "tiny.h5", 160, 40);
     auto comm = dist::make_communicator("mpi", test::runtime());
-    pass::run_dense_task(short_config(dir.path(), "pass"), test::runtime(), *comm);
+    pipeline::run_dense_task(short_config(dir.path(), "pass"), test::runtime(), *comm);
     return true;
   }();
   (void)ready;
@@ -53,7 +54,7 @@ const std::filesystem::path& trained() {
 }  // namespace
 
 TEST(Methods, DenseFileFollowsTheSchema) {
-  auto f = io::open_complete(pass::dense_path(short_config(trained(), "pass")));
+  auto f = io::open_complete(pipeline::dense_path(short_config(trained(), "pass")));
   EXPECT_EQ(joined(rf::validate(f)), "");
 }
 
@@ -64,9 +65,9 @@ TEST(Methods, EveryRegisteredMethodRunsEndToEnd) {
   for (auto& m : config::methods()) {
     SCOPED_TRACE(m.name);
     auto cfg = short_config(trained(), m.name);
-    ASSERT_NO_THROW(pass::run_prune_task(cfg, test::runtime(), *comm));
-    ASSERT_TRUE(std::filesystem::exists(pass::run_path(cfg)));
-    io::File f = io::open_complete(pass::run_path(cfg));
+    ASSERT_NO_THROW(pipeline::run_prune_task(cfg, test::runtime(), *comm));
+    ASSERT_TRUE(std::filesystem::exists(pipeline::run_path(cfg)));
+    io::File f = io::open_complete(pipeline::run_path(cfg));
     const auto& r = f.root();
     EXPECT_EQ(r.attr_string(rf::kMethod), m.name);
     // The keep plan meets the budget: MACs recounted from the kept indices on the dense structure.
@@ -100,10 +101,10 @@ TEST(Methods, EveryRegisteredMethodRunsEndToEnd) {
 TEST(Methods, ValidatorRejectsDamagedCopiesOfARealRunFile) {
   auto cfg = short_config(trained(), "l1_global");
   auto comm = dist::make_communicator("mpi", test::runtime());
-  if (!std::filesystem::exists(pass::run_path(cfg))) pass::run_prune_task(cfg, test::runtime(), *comm);
+  if (!std::filesystem::exists(pipeline::run_path(cfg))) pipeline::run_prune_task(cfg, test::runtime(), *comm);
   auto damaged = [&](const char* name, auto edit) {
     auto copy = trained() / name;
-    std::filesystem::copy_file(pass::run_path(cfg), copy, std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::copy_file(pipeline::run_path(cfg), copy, std::filesystem::copy_options::overwrite_existing);
     {
       io::File f = io::File::open(copy, io::Mode::read_write);
       edit(f.root());

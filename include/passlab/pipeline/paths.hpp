@@ -1,0 +1,16 @@
+#pragma once
+// Where the files of a sweep's tasks live under [output] dir (DESIGN.md §4): the dense model of
+// an (arch, dataset, seed) in dense/, one run file per prune task in runs/, and the scratch of a
+// running task (its training checkpoints) in work/<task id>/, removed once the task is done.
+#include <filesystem>
+#include <string>
+
+#include "passlab/config/config.hpp"
+
+namespace passlab::pipeline {
+
+std::filesystem::path dense_path(const config::Config& task);  // <output.dir>/dense/<dense_id>.h5
+std::filesystem::path run_path(const config::Config& task);    // <output.dir>/runs/<run_id>.h5
+std::filesystem::path work_dir(const config::Config& task, const std::string& id);  // <output.dir>/work/<id>
+
+}  // namespace passlab::pipeline

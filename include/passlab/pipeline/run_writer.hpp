@@ -1,0 +1,32 @@
+#pragma once
+// Everything written into dense and run files (DESIGN.md §4): provenance, weights, curves,
+// summary, and for a prune task its masks and keep indices (and PASS's hypernetwork and
+// prompt). The group leader writes through io::AtomicWriter (status set last); every rank
+// returns once the file is complete on disk.
+#include "passlab/models/prunable.hpp"
+#include "passlab/pipeline/context.hpp"
+#include "passlab/pipeline/dense_model.hpp"
+#include "passlab/pipeline/evaluation.hpp"
+#include "passlab/pipeline/keep_plan.hpp"
+#include "passlab/train/trainer.hpp"
+
+namespace passlab::pipeline {
+
+// <output>/dense/<dense_id>.h5.
+void write_dense_file(const TaskContext& ctx, models::PrunableNetwork& net, const train::FitResult& fit,
+                      const train::EvalResult& test);
+
+// What a prune task produced, for its run file.
+struct PruneOutcome {
+  DenseModel& dense;
+  const MethodPlan& plan;
+  double search_seconds = 0;  // finding and agreeing on the plan
+  models::PrunableNetwork& compact;
+  const TrainedStage& finetuned;
+  const PrunedEvaluation& evaluation;
+};
+
+// <output>/runs/<run_id>.h5.
+void write_run_file(const TaskContext& ctx, const PruneOutcome& out);
+
+}  // namespace passlab::pipeline

@@ -1,0 +1,58 @@
+#include "passlab/pipeline/keep_plan.hpp"
+
+#include "passlab/config/methods.hpp"
+#include "passlab/data/loader.hpp"
+#include "passlab/pipeline/stage_loaders.hpp"
+
+namespace passlab::pipeline {
+namespace {
+
+// PASS: the mask search over this rank's shard of the training split (kSearchData), optionally
+// started from another run's search (search.init_from); its scores allocated to the budget.
+MethodPlan pass_plan(const TaskContext& ctx, const TaskData& d, models::PrunableNetwork& dense) {
+  const auto& cfg = ctx.cfg;
+  MethodPlan p;
+  pass::InputGeometry geo{d.channels, d.size, d.mean, d.std};
+  p.search = std::make_unique<pass::PassSearch>(dense, cfg, geo);
+  if (!cfg.search.init_from.empty()) p.search->init_from(cfg.search.init_from);
+  auto loader = make_loader(ctx, d, d.splits.train, true, cfg.search.batch_size, ctx.seed(kSearchData));
+  p.curves = p.search->run(*loader, &ctx.comm);
+  p.alloc = p.search->allocate();
+  return p;
+}
+
+// A baseline criterion on the dense weights; a criterion that needs data (the registry's
+// needs_data: taylor_global) reads search.taylor_batches training batches of this rank's shard
+// (kTaylor); random_uniform draws from kBaseline.
+MethodPlan baseline_plan(const TaskContext& ctx, const TaskData& d, models::PrunableNetwork& dense) {
+  const auto& cfg = ctx.cfg;
+  const std::string& method = cfg.prune.method;
+  std::unique_ptr<data::Loader> loader;
+  prune::BatchSource batches;
+  if (config::method_spec(method).needs_data()) {
+    loader = make_loader(ctx, d, d.splits.train, true, cfg.search.batch_size, ctx.seed(kTaylor));
+    loader->start_epoch(0);
+    batches = [&loader](at::Tensor& x, at::Tensor& y) {
+      auto b = loader->next();
+      if (!b) return false;
+      x = b->images;
+      y = b->labels;
+      return true;
+    };
+  }
+  MethodPlan p;
+  p.alloc = prune::allocate_baseline(dense, method, prune::allocation_options(cfg.prune), batches ? &batches : nullptr,
+                                     cfg.search.taylor_batches, ctx.seed(kBaseline));
+  return p;
+}
+
+}  // namespace
+
+MethodPlan find_keep_plan(const TaskContext& ctx, const TaskData& d, models::PrunableNetwork& dense) {
+  MethodPlan p =
+      config::method_spec(ctx.cfg.prune.method).is_pass() ? pass_plan(ctx, d, dense) : baseline_plan(ctx, d, dense);
+  dense.clear_masks();
+  return p;
+}
+
+}  // namespace passlab::pipeline
