@@ -230,7 +230,8 @@ void run_prune_task(const config::Config& cfg, const dist::Runtime& rt, dist::Co
     search = std::make_unique<PassSearch>(*dense, cfg, geo);
     if (!cfg.search.init_from.empty()) search->init_from(cfg.search.init_from);
     auto loader = make_loader(cfg, d, d.splits.train, true, cfg.search.batch_size, derive_seed(seed, kSearchData), rt, comm);
-    curves = search->run(*loader, &comm);
+    curves = search->run(*loader, comm,
+                         PassSearch::trainer_options(cfg, rt.device(), "search " + id, work_dir(cfg, id) / "search.ckpt.h5"));
     alloc = search->allocate();
   } else {
     auto opt = prune::allocation_options(cfg.prune);
