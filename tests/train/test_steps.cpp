@@ -155,7 +155,7 @@ TEST(TrainerSteps, DivergingEpochTrainingThrowsAndWritesNoCheckpoint) {
   train::TrainerOptions o;
   o.train.epochs = 3;
   o.train.batch_size = 16;
-  o.train.lr = 1e6;  // diverges within the first epoch
+  o.train.lr = 1e30;  // overflows the weights within the first epoch
   o.progress = "none";
   o.label = "dense test";
   o.checkpoint = dir / "dense.ckpt.h5";
