@@ -346,6 +346,9 @@ EpochStats Trainer::train_epoch(data::BatchSource& train, int64_t epoch) {
       check_finite(part[0], "in epoch " + std::to_string(epoch + 1) + " by step " + std::to_string(global_step_));
       impl_->position =
           EpochPosition{epoch, i + 1, part[0], int64_t(std::llround(part[1])), int64_t(std::llround(part[2])), part[3] == 0};
+      // The leader's buffers are saved for every rank: average them first, as at an epoch end
+      // (running statistics are linear in their updates, so this moves them by rounding only).
+      sync_buffers();
       save_checkpoint(opt_.checkpoint);
     }
   }

@@ -201,3 +201,20 @@ TEST(SweepRunner, FailedDenseModelBlocksItsPruneTasks) {
       EXPECT_FALSE(fs::exists(t.path)) << t.path;
     }
 }
+
+TEST(SweepRunner, DivergedTrainingIsRecordedAsFailed) {
+  test::TempDir dir;
+  test::write_store(dir.path() / "tiny.h5", 120, 40);
+  auto cfg = test::tiny_sweep(dir.path(), "max_retries = 0\n");
+  cfg.dense.lr = 1e30;  // SGD at this rate overflows the weights: the loss turns inf/NaN
+  cfg.dense.epochs = 2;
+  auto r = sweep::run_sweep(cfg, runtime());
+  EXPECT_EQ(r.failed, 1);
+  EXPECT_EQ(r.blocked, 1);
+  ASSERT_FALSE(r.ran.empty());
+  EXPECT_EQ(r.ran[0].kind, "dense");
+  EXPECT_NE(r.ran[0].error.find("training diverged: loss is"), std::string::npos) << r.ran[0].error;
+  auto state = sweep::read_state(r.ran[0].path);
+  EXPECT_EQ(state.kind, sweep::ResultState::Kind::failed);
+  EXPECT_NE(state.error.find("diverged"), std::string::npos);
+}
