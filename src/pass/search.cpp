@@ -2,8 +2,6 @@
 
 #include <torch/torch.h>
 
-#include <cmath>
-
 #include "passlab/core/error.hpp"
 #include "passlab/core/log.hpp"
 #include "passlab/core/rng.hpp"
