@@ -166,6 +166,10 @@ std::vector<FieldSpec> make_fields() {
   search(&SearchConfig::init_from, "init_from", "Run file whose hypernetwork, prompt encoder and prompt start the search (transfer).");
   range(search(&SearchConfig::taylor_batches, "taylor_batches", "Data batches for the taylor_global criterion."), 1, std::nullopt);
   range(search(&SearchConfig::log_every, "log_every", "Log search progress every N steps."), 1, std::nullopt).in_run = false;
+  range(search(&SearchConfig::checkpoint_every_steps, "checkpoint_every_steps",
+               "Checkpoint the search every N steps (a preempted prune task resumes its search there); 0: never."),
+        0, std::nullopt)
+      .in_run = false;
   // [prune]
   auto prune = [&](auto mem, const char* key, const char* doc) -> FieldSpec& {
     return e.add(bind("prune", key, &Config::prune, mem, doc));

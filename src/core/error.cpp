@@ -15,6 +15,7 @@ const char* to_string(ErrorKind kind) {
     case ErrorKind::Distributed: return "distributed error";
     case ErrorKind::Internal: return "internal error";
     case ErrorKind::NotImplemented: return "not implemented";
+    case ErrorKind::Diverged: return "training diverged";
   }
   return "error";
 }
@@ -40,6 +41,7 @@ void throw_check(ErrorKind kind, const char* api, const char* expr, const std::s
     case ErrorKind::IO: throw IOError(msg);
     case ErrorKind::Distributed: throw DistError(msg);
     case ErrorKind::NotImplemented: throw NotImplementedError(msg);
+    case ErrorKind::Diverged: throw TrainingDiverged(msg);
     case ErrorKind::Internal: break;
   }
   throw InternalError(msg);

@@ -2,14 +2,12 @@
 
 #include <torch/torch.h>
 
-#include <cmath>
-
 #include "passlab/config/methods.hpp"
 #include "passlab/core/error.hpp"
 #include "passlab/core/log.hpp"
 #include "passlab/core/rng.hpp"
 #include "passlab/dist/communicator.hpp"
-#include "passlab/dist/reducer.hpp"
+#include "passlab/io/hdf5.hpp"
 #include "passlab/tensorio/tensor_h5.hpp"
 
 namespace passlab::pass {
@@ -95,81 +93,70 @@ void PassSearch::init_from(const std::filesystem::path& run_file) {
   PL_INFO("PASS: hypernetwork{} initialised from {}", prompt_ ? " and prompt" : "", run_file.string());
 }
 
-SearchCurves PassSearch::run(data::BatchSource& train, dist::Communicator* comm) {
+train::TrainerOptions PassSearch::trainer_options(const config::Config& cfg, c10::Device device, std::string label,
+                                                  std::filesystem::path checkpoint) {
+  config::TrainConfig t;
+  t.optimizer = "adam";
+  t.lr = cfg.search.lr;
+  t.weight_decay = cfg.search.weight_decay;
+  t.schedule = "constant";
+  t.warmup_epochs = 0;
+  t.label_smoothing = 0;
+  t.batch_size = cfg.search.batch_size;
+  t.precision = cfg.dense.precision;  // the search runs the dense backbone
+  auto o = train::TrainerOptions::from(t, cfg.dist, cfg.output, device, std::move(label),
+                                       static_cast<uint64_t>(cfg.experiment.seed), std::move(checkpoint));
+  o.max_steps = cfg.search.steps;
+  o.checkpoint_every = 0;  // by steps only: a search is usually shorter than an epoch
+  o.checkpoint_every_steps = cfg.search.checkpoint_every_steps;
+  o.remove_checkpoint_when_done = true;
+  o.set_train_mode = false;  // BatchNorm of the frozen backbone keeps its statistics
+  o.frozen_model = true;
+  o.step_curves = true;
+  o.log_every_steps = cfg.search.log_every;
+  return o;
+}
+
+SearchCurves PassSearch::run(data::BatchSource& train, dist::Communicator& comm, const train::TrainerOptions& options) {
   const auto& s = cfg_.search;
   net_.eval();
   for (auto& p : net_.parameters()) p.set_requires_grad(false);
-  std::vector<at::Tensor> params = hyper_->parameters();
+  SearchCurves curves;
+  if (options.max_steps <= 0) return curves;  // no search: the initial hypernetwork decides
+  train::NamedTensors trainable;
+  for (auto& kv : hyper_->named_parameters())
+    if (kv.value().requires_grad()) trainable.emplace_back("hypernet." + kv.key(), kv.value());
   if (prompt_)
-    for (auto& p : prompt_->parameters()) params.push_back(p);
-  std::vector<at::Tensor> trainable;
-  for (auto& p : params)
-    if (p.requires_grad()) trainable.push_back(p);
-  // Every rank starts from the leader's θ, ω, V.
-  if (comm && comm->size() > 1) {
-    torch::NoGradGuard ng;
-    for (auto& p : trainable) {
-      auto t = p.detach();
-      comm->broadcast(t, 0);
-    }
-    comm->wait();
-  }
-  std::unique_ptr<dist::GradientReducer> reducer;
-  if (comm && comm->size() > 1) {
-    dist::ReducerOptions ro;
-    ro.bucket_mib = cfg_.dist.bucket_mib;
-    ro.first_bucket_mib = cfg_.dist.first_bucket_mib;
-    reducer = std::make_unique<dist::GradientReducer>(*comm, trainable, ro);
-  }
-  torch::optim::Adam adam(trainable, torch::optim::AdamOptions(s.lr).weight_decay(s.weight_decay));
+    for (auto& kv : prompt_->named_parameters())
+      if (kv.value().requires_grad()) trainable.emplace_back("prompt." + kv.key(), kv.value());
+  train::Trainer trainer(net_, comm, options);
+  trainer.set_trainable(std::move(trainable));  // every rank starts from the leader's θ, ω, V
   const double dense_macs = static_cast<double>(net_.structure().count().macs);
   const double target = cfg_.prune.budget * dense_macs;
-  SearchCurves curves;
-  int64_t epoch = 0;
-  train.start_epoch(epoch);
-  for (int64_t step = 0; step < s.steps; ++step) {
-    auto batch = train.next();
-    if (!batch) {
-      train.start_epoch(++epoch);
-      batch = train.next();
-      if (!batch) throw DataError("PASS search: the training split yields no batch");
-    }
+  trainer.set_step([&](const data::Batch& b) {
     auto out = hyper_->forward(prompt_ ? prompt_->image() : at::Tensor());
     net_.set_masks(hyper_->full_masks(out.masks, net_.num_groups()));
-    auto x = prompt_ ? prompt_->forward(batch->images) : batch->images;
-    auto logits = net_.forward(x);
-    auto ce = torch::cross_entropy_loss(logits, batch->labels);
-    auto macs = net_.masked_macs().to(logits.scalar_type());
+    auto logits = net_.forward(prompt_ ? prompt_->forward(b.images) : b.images);
+    auto ce = train::cross_entropy(logits, b.labels);
+    auto macs = net_.masked_macs().to(ce.scalar_type());  // fp32 also under bf16 autocast
     auto bt = budget_loss(macs, target, s.flops_loss);
-    auto loss = ce + s.lambda * bt;
-    if (reducer) {
-      reducer->zero_grad();
-      reducer->prepare();
-    } else {
-      adam.zero_grad();
-    }
-    loss.backward();
-    if (reducer) reducer->finish();
-    adam.step();
-    std::vector<double> vals = {loss.item<double>(), ce.item<double>(), bt.item<double>()};
-    if (comm && comm->size() > 1) comm->allreduce_values(vals, dist::ReduceOp::mean);
-    const double ratio = macs.item<double>() / dense_macs;
-    if (!std::isfinite(vals[0])) throw InternalError("PASS search diverged: loss is " + std::to_string(vals[0]) + " at step " + std::to_string(step));
-    curves.loss.push_back(vals[0]);
-    curves.ce.push_back(vals[1]);
-    curves.budget_term.push_back(vals[2]);
-    curves.mac_ratio.push_back(ratio);
-    if ((step + 1) % s.log_every == 0 || step + 1 == s.steps)
-      PL_INFO("PASS search step {}/{}: loss {:.4f} ce {:.4f} MACs {:.1f}% of dense (target {:.1f}%)", step + 1, s.steps,
-              vals[0], vals[1], 100 * ratio, 100 * cfg_.prune.budget);
-  }
+    train::StepOutput step{ce + s.lambda * bt, logits, {}};
+    step.values = {{"ce", ce.detach()}, {"budget_term", bt.detach()}, {"mac_ratio", macs.detach().to(torch::kDouble) / dense_macs}};
+    return step;
+  });
+  auto fit = trainer.fit(train);
   net_.clear_masks();
   // Identical masks on every rank of the group (checked, not assumed).
-  if (comm && comm->size() > 1) {
-    auto hashes = comm->allgather(masks_hash(masks()));
+  if (comm.size() > 1) {
+    auto hashes = comm.allgather(masks_hash(masks()));
     for (auto h : hashes)
       if (h != hashes.front()) throw DistError("PASS search: ranks of the run group ended with different masks");
   }
+  curves.loss = fit.curves.get("loss");
+  curves.ce = fit.curves.get("ce");
+  curves.budget_term = fit.curves.get("budget_term");
+  curves.mac_ratio = fit.curves.get("mac_ratio");
+  curves.resumed_from_step = fit.resumed_from_step;
   return curves;
 }
 

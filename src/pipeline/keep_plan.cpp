@@ -2,6 +2,7 @@
 
 #include "passlab/config/methods.hpp"
 #include "passlab/data/loader.hpp"
+#include "passlab/pipeline/paths.hpp"
 #include "passlab/pipeline/stage_loaders.hpp"
 
 namespace passlab::pipeline {
@@ -16,7 +17,9 @@ MethodPlan pass_plan(const TaskContext& ctx, const TaskData& d, models::Prunable
   p.search = std::make_unique<pass::PassSearch>(dense, cfg, geo);
   if (!cfg.search.init_from.empty()) p.search->init_from(cfg.search.init_from);
   auto loader = make_loader(ctx, d, d.splits.train, true, cfg.search.batch_size, ctx.seed(kSearchData));
-  p.curves = p.search->run(*loader, &ctx.comm);
+  p.curves = p.search->run(*loader, ctx.comm,
+                           pass::PassSearch::trainer_options(cfg, ctx.rt.device(), "search " + ctx.id,
+                                                             work_dir(cfg, ctx.id) / "search.ckpt.h5"));
   p.alloc = p.search->allocate();
   return p;
 }

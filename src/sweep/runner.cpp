@@ -85,25 +85,6 @@ void test_hooks(const std::string& id, int64_t attempt) {
   }
 }
 
-// A training stage whose loss went non-finite leaves a complete file with NaN curves: that is a
-// diverged task, reported as a failure. (The PASS search throws on a non-finite loss itself.)
-std::string divergence(const fs::path& file) {
-  io::File f = io::open_complete(file);
-  const auto& r = f.root();
-  if (!r.has("metrics")) return "";
-  auto m = r.open_group("metrics");
-  for (auto& name : m.children()) {
-    if (name.size() < 10 || name.compare(name.size() - 10, 10, "train_loss") != 0) continue;
-    auto v = m.read<double>(name);
-    for (size_t e = 0; e < v.size(); ++e)
-      if (!std::isfinite(v[e]))
-        return "diverged: " + name + " is " + std::to_string(v[e]) + " at epoch " + std::to_string(e + 1);
-  }
-  auto s = r.open_group("summary");
-  if (s.has_attr("top1") && !std::isfinite(s.attr_double("top1"))) return "diverged: test top-1 is not finite";
-  return "";
-}
-
 // ---- the leader's view of the sweep --------------------------------------------------------
 struct View {
   const Plan& plan;
@@ -273,8 +254,7 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
       test_hooks(t.id, attempt);
       if (t.kind == Task::Kind::dense) pipeline::run_dense_task(t.cfg, rt, *comm);
       else pipeline::run_prune_task(t.cfg, rt, *comm);
-      if (leader) error = divergence(t.path);
-      failed = error.empty() ? 0 : 1;
+      // A diverged stage throws TrainingDiverged before its task writes anything.
     } catch (const std::exception& e) {
       failed = 1;
       error = e.what();

@@ -5,6 +5,7 @@
 #include <c10/core/GradMode.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <set>
@@ -40,9 +41,28 @@ TrainerOptions TrainerOptions::from(const config::TrainConfig& train, const conf
   return o;
 }
 
+std::vector<double> StepCurves::get(const std::string& name) const {
+  for (size_t k = 0; k < names.size(); ++k)
+    if (names[k] == name) return values[k];
+  return {};
+}
+
+// Where training stands inside an epoch, as a checkpoint stores it: the next batch, and the
+// group's sums over the batches done (restored on the leader, so the epoch-end reduction is exact).
+struct EpochPosition {
+  int64_t epoch = 0, batch = 0;
+  double loss_sum = 0;
+  int64_t samples = 0, correct = 0;
+  bool have_logits = true;
+};
+
 struct Trainer::Impl {
   std::unique_ptr<dist::GradientReducer> reducer;
   std::optional<LrSchedule> schedule;
+  EpochPosition position;              // written by save_checkpoint
+  std::optional<EpochPosition> resume; // read by load_checkpoint, consumed by the next epoch
+  std::vector<at::Tensor> pending;     // step values not yet fetched, one [names] row per step
+  StepCurves curves;                   // fetched step values (group means)
 };
 
 namespace {
@@ -126,10 +146,80 @@ NamedTensors Trainer::state_tensors() const {
   return out;
 }
 
+NamedTensors Trainer::synced_tensors() const {
+  NamedTensors all = state_tensors();
+  if (!opt_.frozen_model) return all;
+  NamedTensors out;
+  for (auto& [n, t] : all)
+    if (n.rfind("trainable/", 0) == 0) out.emplace_back(n, t);
+  return out;
+}
+
+void Trainer::check_finite(double loss, const std::string& where) const {
+  if (!std::isfinite(loss))
+    throw TrainingDiverged(opt_.label + ": training diverged: loss is " + std::to_string(loss) + " " + where);
+  c10::NoGradGuard no_grad;
+  std::vector<at::Tensor> finite;
+  for (const auto& [n, t] : trainable_) finite.push_back(t.isfinite().all());
+  if (finite.empty() || at::stack(finite).all().item<bool>()) return;
+  for (const auto& [n, t] : trainable_)
+    if (!t.isfinite().all().item<bool>())
+      throw TrainingDiverged(opt_.label + ": training diverged: trainable tensor " + n + " is not finite " + where);
+}
+
+void Trainer::flush_curves(bool log) {
+  auto& im = *impl_;
+  if (im.pending.empty()) return;
+  c10::NoGradGuard no_grad;
+  // One reduction and one host copy for all steps since the last flush.
+  at::Tensor rows = at::stack(im.pending);
+  im.pending.clear();
+  if (comm_.size() > 1) {
+    comm_.allreduce(rows, dist::ReduceOp::mean);
+    comm_.wait();
+  }
+  rows = rows.cpu().contiguous();
+  const int64_t n = rows.size(0), k = rows.size(1);
+  const double* v = rows.data_ptr<double>();
+  const int64_t first_step = global_step_ - n;
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < k; ++j) im.curves.values[size_t(j)].push_back(v[i * k + j]);
+    if (!std::isfinite(v[i * k])) check_finite(v[i * k], "at step " + std::to_string(first_step + i + 1));
+  }
+  if (log && comm_.rank() == 0) {
+    std::string line;
+    for (int64_t j = 0; j < k; ++j) {
+      char value[32];
+      std::snprintf(value, sizeof value, " %.4f", v[(n - 1) * k + j]);
+      line += " " + im.curves.names[size_t(j)] + value;
+    }
+    const int64_t total = opt_.max_steps > 0 ? opt_.max_steps : 0;
+    PL_INFO("{}: step {}{}:{}", opt_.label, global_step_, total > 0 ? "/" + std::to_string(total) : "", line);
+  }
+}
+
+void Trainer::record_step(const StepOutput& out) {
+  auto& im = *impl_;
+  const auto as_value = at::TensorOptions().dtype(at::kDouble).device(opt_.device);
+  std::vector<at::Tensor> row = {out.loss.detach().to(as_value).reshape({})};
+  std::vector<std::string> names = {"loss"};
+  for (const auto& [n, v] : out.values) {
+    row.push_back(v.detach().to(as_value).reshape({}));
+    names.push_back(n);
+  }
+  if (im.curves.names.empty()) {
+    im.curves.names = names;
+    im.curves.values.assign(names.size(), {});
+  }
+  PASSLAB_CHECK(names == im.curves.names, InternalError,
+                opt_.label + ": the step values changed names or order (or differ from the checkpoint's)");
+  im.pending.push_back(at::stack(row));
+}
+
 void Trainer::broadcast_state() {
   if (comm_.size() == 1) return;
   c10::NoGradGuard no_grad;
-  for (auto& [n, t] : state_tensors()) {
+  for (auto& [n, t] : synced_tensors()) {
     at::Tensor x = t;
     comm_.broadcast(x, 0);
   }
@@ -137,7 +227,7 @@ void Trainer::broadcast_state() {
 }
 
 void Trainer::sync_buffers() {
-  if (comm_.size() == 1) return;
+  if (comm_.size() == 1 || opt_.frozen_model) return;
   c10::NoGradGuard no_grad;
   for (const auto& it : model_.named_buffers(true)) {
     at::Tensor b = it.value();
@@ -174,25 +264,41 @@ void Trainer::ensure_setup(int64_t steps_per_epoch) {
 
 EpochStats Trainer::train_epoch(data::BatchSource& train, int64_t epoch) {
   auto t0 = std::chrono::steady_clock::now();
-  train.start_epoch(epoch);
   const int64_t nb = train.batches_per_epoch();
   check_same_everywhere(comm_, nb, "batches per epoch");
+  // A checkpoint taken inside this epoch: continue after its batches, from the group's sums
+  // (held by the leader alone, so the epoch-end sum counts them once).
+  EpochPosition from;
+  from.epoch = epoch;
+  if (impl_->resume && impl_->resume->epoch == epoch) {
+    from = *impl_->resume;
+    if (comm_.rank() != 0) {
+      from.loss_sum = 0;
+      from.samples = from.correct = 0;
+    }
+  }
+  impl_->resume.reset();
+  if (from.batch > 0)
+    train.resume_epoch(epoch, from.batch);
+  else
+    train.start_epoch(epoch);
   if (opt_.set_train_mode) model_.train(true);
   const bool bf16 = opt_.train.precision == "bf16";
+  const int64_t epochs = opt_.max_steps > 0 ? (opt_.max_steps + nb - 1) / std::max<int64_t>(1, nb) : opt_.train.epochs;
   Progress progress(Progress::resolve(opt_.progress, comm_.rank() == 0),
-                    opt_.label + " epoch " + std::to_string(epoch + 1) + "/" + std::to_string(opt_.train.epochs), nb,
+                    opt_.label + " epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs), nb,
                     opt_.progress_every_s);
   StepFn step = step_ ? step_ : StepFn([this](const data::Batch& b) {
     at::Tensor logits = forward_(b.images);
     return StepOutput{cross_entropy(logits, b.labels, opt_.train.label_smoothing), logits};
   });
-  at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(opt_.device));
-  at::Tensor correct = at::zeros({}, at::TensorOptions().dtype(at::kLong).device(opt_.device));
-  int64_t samples = 0, steps = 0;
-  bool have_logits = true;
+  at::Tensor loss_sum = at::full({}, from.loss_sum, at::TensorOptions().dtype(at::kDouble).device(opt_.device));
+  at::Tensor correct = at::full({}, from.correct, at::TensorOptions().dtype(at::kLong).device(opt_.device));
+  int64_t samples = from.samples, steps = 0;
+  bool have_logits = from.have_logits;
   double lr = 0, last_loss = NAN;
   auto& reducer = *impl_->reducer;
-  for (int64_t i = 0; i < nb; ++i) {
+  for (int64_t i = from.batch; i < nb; ++i) {
     if (opt_.max_steps > 0 && global_step_ >= opt_.max_steps) break;
     auto b = train.next();
     if (!b) throw DataError(opt_.label + ": the batch source ended after " + std::to_string(i) + " of " +
@@ -221,15 +327,36 @@ EpochStats Trainer::train_epoch(data::BatchSource& train, int64_t epoch) {
         correct += (out.logits.detach().argmax(1) == batch.labels).sum();
       else
         have_logits = false;
+      if (opt_.step_curves) record_step(out);
     }
     if (progress.due(i + 1)) {
       last_loss = out.loss.detach().item<double>();
       progress.update(i + 1, samples * comm_.size(), last_loss, lr);
     }
+    // Step-count points: the same steps on every rank, so the collectives below line up.
+    const bool log_due = opt_.step_curves && opt_.log_every_steps > 0 && global_step_ % opt_.log_every_steps == 0;
+    const bool done = opt_.max_steps > 0 && global_step_ >= opt_.max_steps;
+    const bool checkpoint_due = !opt_.checkpoint.empty() && opt_.checkpoint_every_steps > 0 &&
+                                global_step_ % opt_.checkpoint_every_steps == 0 && i + 1 < nb && !done;
+    if (log_due || checkpoint_due) flush_curves(log_due);
+    if (checkpoint_due) {
+      // The group's sums so far, checked before anything is written from them.
+      std::vector<double> part = {loss_sum.item<double>(), double(samples), double(correct.item<int64_t>()),
+                                  have_logits ? 0.0 : 1.0};
+      comm_.allreduce_values(part, dist::ReduceOp::sum);
+      check_finite(part[0], "in epoch " + std::to_string(epoch + 1) + " by step " + std::to_string(global_step_));
+      impl_->position =
+          EpochPosition{epoch, i + 1, part[0], int64_t(std::llround(part[1])), int64_t(std::llround(part[2])), part[3] == 0};
+      // The leader's buffers are saved for every rank: average them first, as at an epoch end
+      // (running statistics are linear in their updates, so this moves them by rounding only).
+      sync_buffers();
+      save_checkpoint(opt_.checkpoint);
+    }
   }
   progress.finish();
   std::vector<double> totals = {loss_sum.item<double>(), double(samples), double(correct.item<int64_t>())};
   comm_.allreduce_values(totals, dist::ReduceOp::sum);
+  check_finite(totals[0], "in epoch " + std::to_string(epoch + 1) + " (by step " + std::to_string(global_step_) + ")");
   sync_buffers();
   EpochStats s;
   s.epoch = epoch;
@@ -302,7 +429,9 @@ FitResult Trainer::fit(data::BatchSource& train, data::BatchSource* eval) {
     if (auto e = load_checkpoint(opt_.checkpoint)) {
       start = *e;
       result.resumed_from_epoch = start;
-      PL_INFO("{}: resumed from {} at epoch {} (step {})", opt_.label, opt_.checkpoint.string(), start, global_step_);
+      result.resumed_from_step = global_step_;
+      PL_INFO("{}: resumed from {} at epoch {}, batch {} (step {})", opt_.label, opt_.checkpoint.string(), start + 1,
+              impl_->resume ? impl_->resume->batch : 0, global_step_);
     }
   }
   const int64_t epochs = opt_.max_steps > 0 ? (opt_.max_steps + spe - 1) / std::max<int64_t>(1, spe) : opt_.train.epochs;
@@ -311,6 +440,7 @@ FitResult Trainer::fit(data::BatchSource& train, data::BatchSource* eval) {
     EpochStats s = train_epoch(train, epoch);
     if (eval) s.eval = evaluate(*eval);
     history_.push_back(s);
+    impl_->position = EpochPosition{epoch + 1, 0, 0, 0, 0, true};
     if (s.eval)
       PL_INFO("{}: epoch {}/{} loss {:.4f} train top-1 {:.2f}% | eval top-1 {:.2f}% top-5 {:.2f}% loss {:.4f} ({} samples) | "
               "{:.0f} img/s, {:.1f} s",
@@ -321,15 +451,21 @@ FitResult Trainer::fit(data::BatchSource& train, data::BatchSource* eval) {
               s.train_loss, 100 * s.train_top1, s.images_per_s, s.seconds);
     if (on_epoch_) on_epoch_(s);
     bool last = epoch + 1 == epochs || (opt_.max_steps > 0 && global_step_ >= opt_.max_steps);
-    if (!opt_.checkpoint.empty() && opt_.checkpoint_every > 0 && ((epoch + 1) % opt_.checkpoint_every == 0 || last))
+    const bool epochs_due = opt_.checkpoint_every > 0 && ((epoch + 1) % opt_.checkpoint_every == 0 || last);
+    const bool steps_due = opt_.checkpoint_every_steps > 0 && (global_step_ % opt_.checkpoint_every_steps == 0 || last);
+    if (!opt_.checkpoint.empty() && (epochs_due || steps_due)) {
+      flush_curves(last && opt_.log_every_steps > 0);  // the checkpoint holds every step's values
       save_checkpoint(opt_.checkpoint);
+    }
   }
+  flush_curves(opt_.log_every_steps > 0);
   if (!opt_.checkpoint.empty() && opt_.remove_checkpoint_when_done) {
     comm_.barrier();
     if (comm_.rank() == 0) std::filesystem::remove(opt_.checkpoint);
   }
   result.epochs = history_;
   result.steps = global_step_;
+  result.curves = impl_->curves;
   return result;
 }
 
@@ -362,13 +498,19 @@ void Trainer::save_checkpoint(const std::filesystem::path& path) {
     auto& root = w.root();
     root.set_attr("kind", "passlab-checkpoint");
     root.set_attr("label", opt_.label);
-    root.set_attr("next_epoch", int64_t(history_.empty() ? 0 : history_.back().epoch + 1));
+    const EpochPosition& at = impl_->position;
+    root.set_attr("next_epoch", at.epoch);
+    root.set_attr("next_batch", at.batch);  // > 0: taken inside next_epoch, after this many batches
+    root.set_attr("epoch_loss_sum", at.loss_sum);
+    root.set_attr("epoch_samples", at.samples);
+    root.set_attr("epoch_correct", at.correct);
+    root.set_attr("epoch_have_logits", int64_t(at.have_logits));
     root.set_attr("global_step", global_step_);
     root.set_attr("world_size", int64_t(comm_.size()));
     root.set_attr("optimizer", optimizer_->name());
     root.set_attr("seed", int64_t(opt_.seed));
     NamedTensors model, extra;
-    for (auto& [n, t] : state_tensors()) {
+    for (auto& [n, t] : synced_tensors()) {
       if (n.rfind("model/", 0) == 0) model.emplace_back(n.substr(6), t);
       else extra.emplace_back(n.substr(10), t);
     }
@@ -393,6 +535,14 @@ void Trainer::save_checkpoint(const std::filesystem::path& path) {
       }
       gh.write<double>(f, v);
     }
+    // Step curves (fetched before every checkpoint, so complete up to global_step).
+    auto gs = root.create_group("step_curves");
+    const auto& curves = impl_->curves;
+    gs.set_attr("count", int64_t(curves.names.size()));  // names in order as name_0, name_1, ...
+    for (size_t k = 0; k < curves.names.size(); ++k) {
+      gs.set_attr("name_" + std::to_string(k), curves.names[k]);
+      gs.write<double>(curves.names[k], curves.values[k]);
+    }
     w.commit();
   }
   comm_.barrier();  // the file is complete before any rank goes on (or reads it)
@@ -415,7 +565,7 @@ std::optional<int64_t> Trainer::load_checkpoint(const std::filesystem::path& pat
   for (auto& [n, t] : io::read_tensors(root.open_group("trainable"))) stored["trainable/" + n] = t;
   {
     c10::NoGradGuard no_grad;
-    for (auto& [n, t] : state_tensors()) {
+    for (auto& [n, t] : synced_tensors()) {
       auto it = stored.find(n);
       if (it == stored.end()) throw IOError("checkpoint " + path.string() + " has no tensor " + n);
       if (!it->second.sizes().equals(t.sizes()))
@@ -454,7 +604,27 @@ std::optional<int64_t> Trainer::load_checkpoint(const std::filesystem::path& pat
     }
     history_.push_back(s);
   }
-  return root.attr_int("next_epoch");
+  auto& im = *impl_;
+  im.curves = StepCurves{};
+  im.pending.clear();
+  if (root.has("step_curves")) {
+    auto gs = root.open_group("step_curves");
+    for (int64_t k = 0; k < gs.attr_int("count"); ++k) {
+      im.curves.names.push_back(gs.attr_string("name_" + std::to_string(k)));
+      im.curves.values.push_back(gs.read<double>(im.curves.names.back()));
+    }
+  }
+  const int64_t next_epoch = root.attr_int("next_epoch");
+  im.resume.reset();
+  if (root.has_attr("next_batch") && root.attr_int("next_batch") > 0)
+    im.resume = EpochPosition{next_epoch,
+                              root.attr_int("next_batch"),
+                              root.attr_double("epoch_loss_sum"),
+                              root.attr_int("epoch_samples"),
+                              root.attr_int("epoch_correct"),
+                              root.attr_int("epoch_have_logits") != 0};
+  im.position = im.resume ? *im.resume : EpochPosition{next_epoch, 0, 0, 0, 0, true};
+  return next_epoch;
 }
 
 }  // namespace passlab::train

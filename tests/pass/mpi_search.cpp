@@ -56,7 +56,7 @@ TEST(PassSearchMpi, TwoRanksEndWithIdenticalMasks) {
   pass::InputGeometry geo{3, 16, {0.5, 0.5, 0.5}, {0.25, 0.25, 0.25}};
   pass::PassSearch search(*net, cfg, geo);
   ShardSource src(rank);
-  auto curves = search.run(src, comm.get());
+  auto curves = search.run(src, *comm, pass::PassSearch::trainer_options(cfg, c10::Device(c10::kCPU), "search", {}));
   EXPECT_EQ(curves.loss.size(), 6u);
   auto hashes = comm->allgather(pass::masks_hash(search.masks()));
   EXPECT_EQ(hashes[0], hashes[1]);

@@ -1,11 +1,15 @@
 // PASS components on tiny networks: gradients against finite differences, exact binary masks,
-// the MAC term reaching its target, and the prompt's pixel-space semantics.
+// the MAC term reaching its target (trained through train::Trainer, as the search is), and the
+// prompt's pixel-space semantics.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "passlab/core/error.hpp"
 #include "passlab/models/factory.hpp"
+#include "passlab/dist/communicator.hpp"
 #include "passlab/pass/hypernet.hpp"
+#include "passlab/train/trainer.hpp"
+#include "pass/fixture.hpp"
 
 using namespace passlab;
 using namespace passlab::pass;
@@ -38,6 +42,23 @@ Setup make_setup(const std::string& arch, int64_t size, HyperNetOptions opt, tor
   s.hyper->to(dtype);
   return s;
 }
+
+// One batch per epoch, for steps that do not read their batch.
+class OneBatch : public data::BatchSource {
+ public:
+  void start_epoch(int64_t) override { given_ = false; }
+  std::optional<data::Batch> next() override {
+    if (given_) return std::nullopt;
+    given_ = true;
+    return data::Batch{torch::zeros({1, 3, 16, 16}), torch::zeros({1}, torch::kLong), torch::zeros({1}, torch::kLong)};
+  }
+  int64_t batches_per_epoch() const override { return 1; }
+  int64_t samples_per_epoch() const override { return 1; }
+  int64_t dataset_size() const override { return 1; }
+
+ private:
+  bool given_ = false;
+};
 
 // CE of the prompted, soft-masked network + budget term: a smooth function of θ, ω, V.
 torch::Tensor soft_loss(Setup& s, const torch::Tensor& x, const torch::Tensor& y, double target) {
@@ -144,24 +165,40 @@ TEST(PassBudget, MacTermReachesTargetWithinFivePercent) {
   HyperNetOptions o;
   auto s = make_setup("resnet20", 16, o);
   const double dense = static_cast<double>(s.net->count().macs);
+  auto comm = dist::make_communicator("mpi", test::runtime());
+  // The budget term alone, trained as the search trains (the trainer, Adam, frozen backbone);
+  // the batches are not used.
+  OneBatch batches;
   for (double budget : {0.5, 0.3}) {
     auto hyper = std::make_shared<HyperNetwork>(s.hyper->groups(), s.hyper->options());
-    std::vector<torch::Tensor> params = hyper->parameters();
-    for (auto& p : s.prompt->parameters()) params.push_back(p);
-    torch::optim::Adam adam(params, torch::optim::AdamOptions(0.02));
-    double ratio = 1.0;
-    for (int step = 0; step < 60; ++step) {
+    train::NamedTensors params;
+    for (auto& kv : hyper->named_parameters()) params.emplace_back("hypernet." + kv.key(), kv.value());
+    for (auto& kv : s.prompt->named_parameters()) params.emplace_back("prompt." + kv.key(), kv.value());
+    train::TrainerOptions opt;
+    opt.train.optimizer = "adam";
+    opt.train.lr = 0.02;
+    opt.train.weight_decay = 0;
+    opt.train.schedule = "constant";
+    opt.max_steps = 60;
+    opt.frozen_model = true;
+    opt.set_train_mode = false;
+    opt.progress = "none";
+    opt.label = "budget";
+    train::Trainer trainer(*s.net, *comm, opt);
+    trainer.set_trainable(params);
+    trainer.set_step([&](const data::Batch&) {
       auto out = hyper->forward(s.prompt->image());
       s.net->set_masks(hyper->full_masks(out.masks, s.net->num_groups()));
-      auto macs = s.net->masked_macs().to(torch::kFloat);
-      ratio = macs.item<double>() / dense;
-      auto loss = budget_loss(macs, budget * dense, "squared");
-      adam.zero_grad();
-      loss.backward();
-      adam.step();
-    }
+      return train::StepOutput{budget_loss(s.net->masked_macs().to(torch::kFloat), budget * dense, "squared"), {}, {}};
+    });
+    EXPECT_EQ(trainer.fit(batches).steps, 60);
+    torch::NoGradGuard ng;
+    auto out = hyper->forward(s.prompt->image());
+    s.net->set_masks(hyper->full_masks(out.masks, s.net->num_groups()));
+    const double ratio = s.net->masked_macs().item<double>() / dense;
     EXPECT_NEAR(ratio / budget, 1.0, 0.05) << "budget " << budget;
   }
+  s.net->clear_masks();
 }
 
 TEST(PassBudget, LossForms) {

@@ -134,7 +134,8 @@ TEST_F(TaskFixture, TransferStartReproducesSourceMasksBeforeAnyStep) {
   auto splits = data::open_splits(cfg.data, cfg.resolved_store());
   auto lo = data::loader_options(cfg.data, store->info(), true, 32, 1, 0, 1);
   data::Loader loader(splits.train, lo);
-  a.run(loader, nullptr);
+  auto comm = dist::make_communicator("mpi", runtime());
+  a.run(loader, *comm, pass::PassSearch::trainer_options(cfg, c10::Device(c10::kCPU), "search", {}));
   auto source = dir_->path() / "source.h5";
   {
     io::AtomicWriter w(source);

@@ -213,7 +213,7 @@ TEST(SweepRunner, DivergedTrainingIsRecordedAsFailed) {
   EXPECT_EQ(r.blocked, 1);
   ASSERT_FALSE(r.ran.empty());
   EXPECT_EQ(r.ran[0].kind, "dense");
-  EXPECT_NE(r.ran[0].error.find("diverged: dense_train_loss"), std::string::npos) << r.ran[0].error;
+  EXPECT_NE(r.ran[0].error.find("training diverged: loss is"), std::string::npos) << r.ran[0].error;
   auto state = sweep::read_state(r.ran[0].path);
   EXPECT_EQ(state.kind, sweep::ResultState::Kind::failed);
   EXPECT_NE(state.error.find("diverged"), std::string::npos);

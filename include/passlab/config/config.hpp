@@ -81,6 +81,7 @@ struct SearchConfig {
   std::string init_from;
   int64_t taylor_batches = 8;
   int64_t log_every = 10;
+  int64_t checkpoint_every_steps = 50;  // 0: no search checkpoint
 };
 
 struct PruneConfig {

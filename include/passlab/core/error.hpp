@@ -6,7 +6,7 @@
 
 namespace passlab {
 
-enum class ErrorKind { Config, Data, IO, Distributed, Internal, NotImplemented };
+enum class ErrorKind { Config, Data, IO, Distributed, Internal, NotImplemented, Diverged };
 
 const char* to_string(ErrorKind kind);
 
@@ -36,6 +36,11 @@ struct InternalError : Error {
 };
 struct NotImplementedError : Error {
   explicit NotImplementedError(const std::string& w) : Error(ErrorKind::NotImplemented, w) {}
+};
+// A training stage (dense, search, fine-tune) reached a non-finite loss or parameter. Thrown by
+// the trainer before anything is written from that state, so no file is committed from it.
+struct TrainingDiverged : Error {
+  explicit TrainingDiverged(const std::string& w) : Error(ErrorKind::Diverged, w) {}
 };
 
 }  // namespace passlab

@@ -19,6 +19,14 @@ class BatchSource {
   virtual ~BatchSource() = default;
   // Prepares epoch `epoch` (seed + epoch decide order and augmentation) for this rank.
   virtual void start_epoch(int64_t epoch) = 0;
+  // Resume inside epoch `epoch` after its first `batches_done` batches: next() then returns the
+  // batches an uninterrupted epoch returns from there (checkpoints taken mid-epoch). The default
+  // draws and drops them; the HDF5 loader skips them without reading.
+  virtual void resume_epoch(int64_t epoch, int64_t batches_done) {
+    start_epoch(epoch);
+    for (int64_t i = 0; i < batches_done; ++i)
+      if (!next()) break;
+  }
   // Next batch of this rank's shard, or nullopt when the epoch is done.
   virtual std::optional<Batch> next() = 0;
   // Batches and samples this rank gets per epoch (equal on every rank of a group).

@@ -66,6 +66,7 @@ class Loader : public BatchSource {
   // Resume: skips the first `start_batch` batches of this rank's epoch (same batches as an
   // uninterrupted epoch from there on).
   void start_epoch(int64_t epoch, int64_t start_batch);
+  void resume_epoch(int64_t epoch, int64_t batches_done) override { start_epoch(epoch, batches_done); }
   std::optional<Batch> next() override;
   int64_t batches_per_epoch() const override;
   int64_t samples_per_epoch() const override;

@@ -2,9 +2,11 @@
 // PASS mask search (DESIGN.md §2): the backbone is frozen (eval-mode BN); the visual prompt V,
 // the prompt encoder ω and the hypernetwork θ are trained jointly with Adam on
 //   CE(masked, prompted network) + λ·budget_loss(F(m) / F_target),
-// data-parallel over a run group: each rank runs its shard, only θ, ω and V gradients are
-// all-reduced. Every rank ends with identical masks (checked by hash, not assumed). The final
-// scores go to the global allocator (prune/allocate.hpp), which meets the MAC budget exactly.
+// through train::Trainer (its step function, trainable set and step count): data-parallel over
+// a run group, each rank on its shard, only θ, ω and V gradients all-reduced; step checkpoints
+// (a preempted search resumes where it stopped), bf16 autocast on GPU with [dense] precision,
+// one divergence policy. Every rank ends with identical masks (checked by hash, not assumed).
+// The final scores go to the global allocator (prune/allocate.hpp), which meets the MAC budget.
 #include <ATen/core/Tensor.h>
 
 #include <filesystem>
@@ -14,12 +16,15 @@
 
 #include "passlab/config/config.hpp"
 #include "passlab/data/batch.hpp"
-#include "passlab/io/hdf5.hpp"
 #include "passlab/pass/hypernet.hpp"
 #include "passlab/prune/allocate.hpp"
+#include "passlab/train/trainer.hpp"
 
 namespace passlab::dist {
 class Communicator;
+}
+namespace passlab::io {
+class Group;
 }
 
 namespace passlab::pass {
@@ -31,6 +36,7 @@ HyperNetOptions hyper_options(const config::SearchConfig& search, const std::str
 
 struct SearchCurves {
   std::vector<double> loss, ce, budget_term, mac_ratio;  // per step, mean over the run group
+  int64_t resumed_from_step = 0;                         // 0: the search started fresh
 };
 
 struct InputGeometry {
@@ -48,8 +54,15 @@ class PassSearch {
   // family (ConfigError naming the file and the mismatch otherwise).
   void init_from(const std::filesystem::path& run_file);
 
-  // search.steps steps on `train` (this rank's shard); comm may be null (one process).
-  SearchCurves run(data::BatchSource& train, dist::Communicator* comm);
+  // The search's trainer options from cfg: Adam (search.lr, search.weight_decay) at a constant
+  // rate for search.steps steps, [dense] precision, a frozen backbone left in eval mode, step
+  // curves logged every search.log_every steps, and a checkpoint at `checkpoint` every
+  // search.checkpoint_every_steps steps (empty path or 0: none), removed when the search ends.
+  static train::TrainerOptions trainer_options(const config::Config& cfg, c10::Device device, std::string label,
+                                               std::filesystem::path checkpoint);
+  // options.max_steps steps on `train` (this rank's shard), resumed from options.checkpoint
+  // when it holds an interrupted search. Throws TrainingDiverged on a non-finite loss.
+  SearchCurves run(data::BatchSource& train, dist::Communicator& comm, const train::TrainerOptions& options);
 
   // Current per-group scores (undefined for groups the search does not prune) and the hard
   // masks they give, for every group of the network.

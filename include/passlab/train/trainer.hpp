@@ -13,8 +13,13 @@
 // exactly (per dataset index, so wrap-around padding is not counted twice).
 //
 // PASS reuses it with its own trainable tensors (hypernetwork, prompt) over a frozen backbone,
-// its own forward (masked, prompted network) and its own loss (cross-entropy + FLOPs term):
-// set_trainable(), set_forward(), set_step().
+// its own step (masked, prompted network; cross-entropy + FLOPs term) returning named per-step
+// values, a step count instead of epochs, and checkpoints every N steps (resumed mid-epoch):
+// set_trainable(), set_step(), TrainerOptions::max_steps / step_curves / checkpoint_every_steps.
+//
+// Divergence: a non-finite loss or trainable tensor ends fit() with TrainingDiverged, detected
+// at the points where the group already synchronises (epoch end, step-curve flushes, before
+// every checkpoint), so no checkpoint and no result is ever written from a diverged state.
 #include <ATen/core/Tensor.h>
 
 #include <filesystem>
@@ -51,8 +56,17 @@ struct TrainerOptions {
   std::filesystem::path checkpoint;
   int64_t checkpoint_every = 1;
   bool remove_checkpoint_when_done = false;
+  int64_t checkpoint_every_steps = 0;  // > 0: also checkpoint every N steps (mid-epoch; resume skips the batches done)
   int64_t max_steps = 0;          // > 0: stop after this many steps (schedule spans them)
   bool set_train_mode = true;     // model.train() during training epochs, model.eval() in evaluate()
+  // The model's own parameters and buffers are not trained (a frozen backbone every rank loaded
+  // from the same file): they are neither broadcast, averaged after epochs nor checkpointed.
+  bool frozen_model = false;
+  // Record per-step curves: "loss" and the step's StepOutput::values, averaged over the group.
+  // They stay on the device and are fetched (one reduction, one host copy) every
+  // log_every_steps steps, at checkpoints and at the end of fit().
+  bool step_curves = false;
+  int64_t log_every_steps = 0;    // > 0: log the latest step values every N steps (with step_curves)
 
   static TrainerOptions from(const config::TrainConfig& train, const config::DistConfig& dist,
                              const config::OutputConfig& output, c10::Device device, std::string label, uint64_t seed,
@@ -79,17 +93,32 @@ struct EpochStats {
   std::optional<EvalResult> eval;
 };
 
+// Per-step values (TrainerOptions::step_curves): names[k]'s value at step s is values[k][s].
+struct StepCurves {
+  std::vector<std::string> names;  // "loss", then the step function's values in its order
+  std::vector<std::vector<double>> values;
+  // The curve named `name` (empty when there is none).
+  std::vector<double> get(const std::string& name) const;
+};
+
 struct FitResult {
   std::vector<EpochStats> epochs;  // every epoch, including those restored from a checkpoint
   int64_t resumed_from_epoch = 0;  // 0: started fresh
+  int64_t resumed_from_step = 0;   // 0: started fresh
   int64_t steps = 0;
+  StepCurves curves;               // every step, including those restored from a checkpoint
 };
 
 // What a training step computes from a batch: the loss to minimise (mean over this rank's
-// batch) and, optionally, logits for the running training accuracy.
+// batch), optionally logits for the running training accuracy, and optionally named scalars
+// recorded per step (with TrainerOptions::step_curves; same names in the same order every step).
 struct StepOutput {
+  StepOutput() = default;
+  StepOutput(at::Tensor loss_, at::Tensor logits_ = {}, NamedTensors values_ = {})
+      : loss(std::move(loss_)), logits(std::move(logits_)), values(std::move(values_)) {}
   at::Tensor loss;
   at::Tensor logits;
+  NamedTensors values;
 };
 
 class Trainer {
@@ -128,6 +157,17 @@ class Trainer {
 
  private:
   struct Impl;
+  // What is broadcast at the start and checkpointed: state_tensors() without the model's own
+  // tensors when it is frozen.
+  NamedTensors synced_tensors() const;
+  // Throws TrainingDiverged when `loss` or a trainable tensor is not finite (call where every
+  // rank holds the same values, so they all throw together).
+  void check_finite(double loss, const std::string& where) const;
+  // Reduces the pending step values over the group, appends them to the curves (checking the
+  // loss), and logs the latest when `log`.
+  void flush_curves(bool log);
+  // Queues this step's loss and values (on the device; no host sync).
+  void record_step(const StepOutput& out);
   void ensure_setup(int64_t steps_per_epoch);
   void broadcast_state();
   void sync_buffers();
