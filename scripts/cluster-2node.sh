@@ -22,6 +22,7 @@
 # Environment: PASSLAB_CLUSTER_DIR, PASSLAB_SLURM_TIMEOUT (seconds to wait for the nodes, default 60).
 set -euo pipefail
 
+self="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 dir=${PASSLAB_CLUSTER_DIR:-/tmp/passlab-cluster2}
 wait_s=${PASSLAB_SLURM_TIMEOUT:-60}
 nodes=(passlab-n1 passlab-n2)
@@ -42,7 +43,19 @@ is_mounted() { findmnt -rn --mountpoint "$1" >/dev/null 2>&1 || grep -q " $1 " /
 netns_exists() { [ -e "/run/netns/$1" ]; }
 uts_file() { echo "$dir/uts-$1"; }
 node_known() { [ -n "${addr[$1]:-}" ] || die "unknown node '$1' (nodes: ${nodes[*]})"; }
-in_node() { local n=$1; shift; $SUDO nsenter --uts="$(uts_file "$n")" --net="/run/netns/$n" -- "$@"; }
+# The command prefix that runs a command on node N: in its UTS and network namespaces, and in a
+# private mount namespace where /etc/hosts also names the nodes (Slurm resolves them; /etc/hosts
+# itself is not touched) and $dir/tmp is the node's own scratch directory (Slurm's TmpFS: PMIx
+# puts per-step directories there whose names would collide in a shared /tmp).
+node_prefix() {
+  prefix=()
+  [ -z "$SUDO" ] || prefix=("$SUDO")
+  # shellcheck disable=SC2016  # $0 and $@ are the inner shell's
+  prefix+=(nsenter --uts="$(uts_file "$1")" --net="/run/netns/$1" --
+          unshare --mount --propagation private
+          sh -c 'mount --bind "$0" /etc/hosts && mount --bind "$1" "$2" && shift 2 && exec "$@"' "$dir/hosts" "$dir/tmp-$1" "$dir/tmp")
+}
+in_node() { local prefix; node_prefix "$1"; shift; "${prefix[@]}" "$@"; }
 
 # The environment every command in the cluster gets (also what `env` prints).
 cluster_env() {
@@ -69,7 +82,10 @@ running() {
 check_permitted() {
   local err
   command -v ip >/dev/null || { log "cannot start: iproute2 (ip) is missing"; exit 77; }
-  command -v nsenter >/dev/null && command -v unshare >/dev/null || { log "cannot start: util-linux nsenter/unshare missing"; exit 77; }
+  if ! command -v nsenter >/dev/null || ! command -v unshare >/dev/null; then
+    log "cannot start: util-linux nsenter/unshare missing"
+    exit 77
+  fi
   if ! err=$($SUDO unshare --uts --net true 2>&1); then
     log "cannot start: this machine does not permit network/UTS namespaces here: $err"
     exit 77
@@ -88,11 +104,13 @@ case "\$host" in
   passlab-n1|passlab-n2) ;;
   *) echo "rsh-agent: \$host is not a node of this cluster (passlab-n1, passlab-n2)" >&2; exit 255 ;;
 esac
-exec $SUDO nsenter --uts="$dir/uts-\$host" --net="/run/netns/\$host" -- /bin/sh -c "\$*"
+PASSLAB_CLUSTER_DIR="$dir" exec bash "$self" exec "\$host" /bin/sh -c "\$*"
 EOF
   chmod 0755 "$dir/rsh-agent.tmp"
   mv "$dir/rsh-agent.tmp" "$dir/rsh-agent"
   printf '%s slots=1\n' "${nodes[@]}" >"$dir/hostfile"
+  { cat /etc/hosts; for n in "${nodes[@]}"; do echo "${addr[$n]} $n"; done; } >"$dir/hosts"
+  mkdir -p "$dir/tmp" "$dir/tmp-passlab-n1" "$dir/tmp-passlab-n2"
 }
 
 cmd_start() {
@@ -128,8 +146,8 @@ cmd_start() {
   write_files
   # Both ends up and reachable (the veth carrier comes up asynchronously): a refused connection
   # to a closed port on passlab-n2 means its address answers.
-  local i out
-  for i in $(seq 1 50); do
+  local out
+  for _ in $(seq 1 50); do
     out=$(in_node passlab-n1 timeout 1 bash -c "exec 3<>/dev/tcp/${addr[passlab-n2]}/9" 2>&1 || true); case "$out" in *refused*) break ;; esac
     sleep 0.1
   done
@@ -183,8 +201,7 @@ start_munge() {
   $SUDO install -d -o munge -g munge -m 0755 /run/munge
   log "starting munged"
   $SUDO runuser -u munge -- /usr/sbin/munged --force
-  local i
-  for i in $(seq 1 50); do
+  for _ in $(seq 1 50); do
     if munge_works; then
       $SUDO cp /run/munge/munged.pid "$dir/munged.pid" 2>/dev/null || true
       return
@@ -227,6 +244,7 @@ MinJobAge=300
 KillWait=10
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool/%n
+TmpFS=$dir/tmp
 SlurmctldLogFile=$dir/log/slurmctld.log
 SlurmdLogFile=$dir/log/slurmd-%n.log
 SlurmctldPidFile=$dir/slurmctld.pid
@@ -281,8 +299,7 @@ cmd_start_slurm() {
   log "starting slurmctld on passlab-n1 and a slurmd on each node ($conf)"
   in_node passlab-n1 slurmctld -c -f "$conf"
   for n in "${nodes[@]}"; do in_node "$n" slurmd -f "$conf" -N "$n"; done
-  local i
-  for i in $(seq 1 50); do
+  for _ in $(seq 1 50); do
     [ "$(slurm_pids | wc -w)" = 3 ] && break
     sleep 0.1
   done
@@ -343,7 +360,8 @@ cmd_stop_quiet() {
     fi
     rm -f "$dir/made-run-netns"
   fi
-  rm -f "$dir/rsh-agent" "$dir/hostfile"
+  rm -f "$dir/rsh-agent" "$dir/hostfile" "$dir/hosts"
+  rm -rf "$dir/tmp" "$dir/tmp-passlab-n1" "$dir/tmp-passlab-n2"
   if [ -d "$dir" ]; then rmdir "$dir" 2>/dev/null || true; fi
 }
 
@@ -377,7 +395,9 @@ cmd_exec() {
   node_known "$n"
   running || die "the cluster is not running ($0 start)"
   eval "$(cluster_env)"
-  exec $SUDO nsenter --uts="$(uts_file "$n")" --net="/run/netns/$n" -- "$@"
+  local prefix
+  node_prefix "$n"
+  exec "${prefix[@]}" "$@"
 }
 
 case "${1:-}" in
