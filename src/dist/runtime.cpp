@@ -13,6 +13,8 @@
 #include <exception>
 #include <mutex>
 #include <thread>
+#include <unistd.h>
+#include <vector>
 
 #include "passlab/core/error.hpp"
 #include "passlab/core/log.hpp"
@@ -71,6 +73,33 @@ int usable_cores() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
+std::string this_host() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "?";
+  return buf;
+}
+
+// "hostA (ranks 0-3), hostB (ranks 4-7)": every rank's host name, gathered over `comm`, with the
+// ranks on each host (runs of consecutive ranks; a host may appear twice if ranks interleave).
+std::string hosts_of(MPI_Comm comm, int size) {
+  constexpr int kLen = 256;
+  std::string me = this_host();
+  std::vector<char> mine(kLen, 0), all(static_cast<size_t>(kLen) * size, 0);
+  std::copy_n(me.begin(), std::min<size_t>(me.size(), kLen - 1), mine.begin());
+  MPI_CHECK(MPI_Allgather(mine.data(), kLen, MPI_CHAR, all.data(), kLen, MPI_CHAR, comm));
+  std::string out;
+  for (int first = 0; first < size;) {
+    const char* h = &all[size_t(first) * kLen];
+    int last = first;
+    while (last + 1 < size && std::string(&all[size_t(last + 1) * kLen]) == h) ++last;
+    if (!out.empty()) out += ", ";
+    out += std::string(h) + (first == last ? " (rank " + std::to_string(first) + ")"
+                                            : " (ranks " + std::to_string(first) + "-" + std::to_string(last) + ")");
+    first = last + 1;
+  }
+  return out;
+}
+
 bool mpi_usable() {
   int init = 0, fin = 0;
   MPI_Initialized(&init);
@@ -82,7 +111,7 @@ bool mpi_usable() {
   auto id = process_identity();
   PL_ERROR("fatal: {} — aborting the job", message);
   if (auto l = spdlog::default_logger()) l->flush();
-  std::fprintf(stderr, "passlab: rank %d/%d failed: %s\n", id.rank, id.world, message.c_str());
+  std::fprintf(stderr, "passlab: rank %d/%d on %s failed: %s\n", id.rank, id.world, this_host().c_str(), message.c_str());
   std::fflush(stderr);
   if (mpi_usable()) MPI_Abort(MPI_COMM_WORLD, code);
   std::_Exit(code);
@@ -258,6 +287,12 @@ Runtime::Runtime(const RuntimeOptions& opt, int* argc, char*** argv) {
   if (world_size_ > 1 && timeout_s_ > 0) owns_watchdog_ = start_watchdog(timeout_s_);
   PL_INFO("dist: {} ranks via {} ({} per node), {} run group(s) of {}, device {}, {} thread(s) per rank", world_size_,
           launcher_, local_size_, group_count_, group_size_, device_.str(), threads_);
+  // Collective, so every rank gathers; rank 0 logs where the ranks run (a failure message names
+  // its own host: abort_job).
+  if (world_size_ > 1) {
+    std::string hosts = hosts_of(world_.get(), world_size_);
+    PL_INFO("dist: hosts: {}", hosts);
+  }
 }
 
 Runtime::~Runtime() {

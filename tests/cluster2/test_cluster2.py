@@ -64,9 +64,10 @@ def results_by_id(out):
 
 
 def test_mpirun_one_rank_per_node_matches_one_node(cluster, store, tmp_path):
+    (tmp_path / "two").mkdir()
+    (tmp_path / "one").mkdir()
     two = common.make_sweep(tmp_path / "two", store, ["pass", "l1_global"], [0])
     one = common.make_sweep(tmp_path / "one", store, ["pass", "l1_global"], [0])
-    (tmp_path / "two").mkdir(exist_ok=True)
     assert [i for _, i in two[2]] == [i for _, i in one[2]]  # the run ids do not depend on output.dir
     t0 = time.monotonic()
     r2 = script_exec(N1, *mpirun_cmd(two[0]), env=run_env())  # the default hostfile: one slot per node
@@ -156,7 +157,7 @@ def test_node_lost_mid_task(cluster, store, tmp_path):
         go.touch()
         if job.poll() is None:
             job.kill()
-    print(f"job ended {t_end:.1f} s after the node was lost; its last words:\n" + "\n".join(log.splitlines()[-12:]))
+    print(f"job ended {t_end:.1f} s after the node was lost; its output:\n{log}")
     assert job.returncode != 0, log
     assert t_end <= timeout_s, t_end
     assert N2 in log and re.search(r"rank 0|daemon", log), log
@@ -184,3 +185,54 @@ def test_node_lost_mid_task(cluster, store, tmp_path):
     assert starts == {dense: 1, p1: 2, p2: 1}, j
     assert dense_file.stat().st_mtime_ns == dense_stamp
     assert (out / "runs" / f"{p2}.h5").stat().st_mtime_ns == p2_stamp
+
+
+# --- Slurm across the two nodes ---------------------------------------------------------------
+
+def submit_on_n1(slurm_env, *args, timeout=240, **extra):
+    """slurm/submit.sh with slurm/site.local.env, run on passlab-n1 (where slurmctld answers)."""
+    env = dict(slurm_env, PASSLAB_SITE=str(common.SITE), PASSLAB_BIN=common.binary(), PASSLAB_LOG="info",
+               PASSLAB_TEST_HOLD_TASK="")
+    env.update({k: str(v) for k, v in extra.items()})
+    return script_exec(N1, "bash", common.SUBMIT, "--parsable", *args, timeout=timeout, env=env)
+
+
+def job_records(slurm_env, job):
+    r = script_exec(N1, "scontrol", "show", "job", "-o", job, timeout=30, env=slurm_env)
+    return [dict(m.groups() for m in re.finditer(r"(\w+)=(\S*)", line)) for line in r.stdout.splitlines()]
+
+
+def test_slurm_multinode_template_spans_both_nodes(cluster_slurm, store, tmp_path):
+    cfg, out, order = common.make_sweep(tmp_path, store, ["pass", "l1_global"], [0])
+    r = submit_on_n1(cluster_slurm, "--wait", "--nodes=2", "--ntasks-per-node=1", f"--output={tmp_path}/%x-%j.out",
+                     common.SUBMIT.parent / "multinode.sbatch", cfg, PASSLAB_RANKS_PER_RUN=2)
+    log = common.log_of(tmp_path)
+    assert r.returncode == 0, f"sbatch --wait: {r.returncode}\n{r.stdout}\n{r.stderr}\n{log}"
+    rec = job_records(cluster_slurm, r.stdout.strip().split(";")[0])
+    assert rec and rec[0].get("JobState") == "COMPLETED" and rec[0].get("ExitCode") == "0:0", rec
+    assert rec[0].get("NodeList") == f"{N1},{N2}" or rec[0].get("NodeList") == "passlab-n[1-2]", rec
+    # One rank per node under srun's PMIx, one run group spanning both.
+    assert "2 ranks via srun (1 per node), 1 run group(s) of 2" in log, log
+    assert f"dist: hosts: {N1} (rank 0), {N2} (rank 1)" in log, log
+    assert "passlab: step exited with 0" in log, log
+    common.check_results(out, [i for _, i in order])
+
+
+def test_slurm_array_elements_on_both_nodes(cluster_slurm, store, tmp_path):
+    cfg, out, order = common.make_sweep(tmp_path, store, ["l1_global", "random_uniform"], [0, 1])
+    dense = [i for k, i in order if k == "dense"]
+    hold = f"{dense[0]}={out}/dense/{dense[1]}.h5,{order[-1][1]}={out}/sweep.h5"
+    # --exclusive: one element per node, so the two launchers sharing the results live on two hosts.
+    r = submit_on_n1(cluster_slurm, "--wait", "--array=0-1", "--exclusive", "--ntasks-per-node=1",
+                     f"--output={tmp_path}/%x-%A_%a.out", common.SUBMIT.parent / "array.sbatch", cfg,
+                     PASSLAB_TEST_HOLD_TASK=hold)
+    log = common.log_of(tmp_path)
+    assert r.returncode == 0, f"sbatch --wait: {r.returncode}\n{r.stdout}\n{r.stderr}\n{log}"
+    recs = job_records(cluster_slurm, r.stdout.strip().split(";")[0])
+    assert sorted(x.get("ArrayTaskId") for x in recs) == ["0", "1"], recs
+    assert all(x.get("JobState") == "COMPLETED" and x.get("ExitCode") == "0:0" for x in recs), recs
+    assert sorted(x.get("NodeList") for x in recs) == [N1, N2], recs
+    j = common.check_results(out, [i for _, i in order])
+    starts = collections.Counter(i for _, e, i in j if e == "start")
+    assert all(n == 1 for n in starts.values()) and len(starts) == 6, starts
+    assert {h.split()[0] for h, e, _ in j if e == "end"} == {N1, N2}, j
