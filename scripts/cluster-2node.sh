@@ -329,6 +329,11 @@ stop_slurm() {
   for p in $pids $munged; do
     if pid_alive "$p"; then log "PID $p did not stop in 10 s: SIGKILL"; $SUDO kill -KILL "$p" 2>/dev/null || true; fi
   done
+  # What killed step daemons leave in the nodes' scratch (PMIx directories named by job id,
+  # which restart at 1) would fail the next start's steps.
+  for n in "${nodes[@]}"; do
+    if [ -d "$dir/tmp-$n" ]; then find "$dir/tmp-$n" -mindepth 1 -delete; fi
+  done
   rm -rf "$dir/slurmctld.pid" "$dir"/slurmd-*.pid "$dir/munged.pid" "$dir/state" "$dir/spool" "$dir/log" "$conf"
   if [ -n "$pids$munged" ]; then log "Slurm stopped (PIDs $pids$munged)"; fi
 }

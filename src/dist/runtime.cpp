@@ -79,22 +79,28 @@ std::string this_host() {
   return buf;
 }
 
-// "hostA (ranks 0-3), hostB (ranks 4-7)": every rank's host name, gathered over `comm`, with the
-// ranks on each host (runs of consecutive ranks; a host may appear twice if ranks interleave).
-std::string hosts_of(MPI_Comm comm, int size) {
+// Every rank's host name, gathered over `comm` (collective).
+std::vector<std::string> hosts_of(MPI_Comm comm, int size) {
   constexpr int kLen = 256;
   std::string me = this_host();
   std::vector<char> mine(kLen, 0), all(static_cast<size_t>(kLen) * size, 0);
   std::copy_n(me.begin(), std::min<size_t>(me.size(), kLen - 1), mine.begin());
   MPI_CHECK(MPI_Allgather(mine.data(), kLen, MPI_CHAR, all.data(), kLen, MPI_CHAR, comm));
+  std::vector<std::string> hosts;
+  for (int r = 0; r < size; ++r) hosts.emplace_back(&all[size_t(r) * kLen]);
+  return hosts;
+}
+
+// "hostA (ranks 0-3), hostB (ranks 4-7)": the ranks on each host, as runs of consecutive ranks
+// (a host appears twice if ranks interleave).
+std::string describe_hosts(const std::vector<std::string>& hosts) {
   std::string out;
-  for (int first = 0; first < size;) {
-    const char* h = &all[size_t(first) * kLen];
-    int last = first;
-    while (last + 1 < size && std::string(&all[size_t(last + 1) * kLen]) == h) ++last;
+  for (size_t first = 0; first < hosts.size();) {
+    size_t last = first;
+    while (last + 1 < hosts.size() && hosts[last + 1] == hosts[first]) ++last;
     if (!out.empty()) out += ", ";
-    out += std::string(h) + (first == last ? " (rank " + std::to_string(first) + ")"
-                                            : " (ranks " + std::to_string(first) + "-" + std::to_string(last) + ")");
+    out += hosts[first] + (first == last ? " (rank " + std::to_string(first) + ")"
+                                         : " (ranks " + std::to_string(first) + "-" + std::to_string(last) + ")");
     first = last + 1;
   }
   return out;
@@ -127,6 +133,7 @@ struct Watchdog {
   std::atomic<int> depth{0};
   std::atomic<int64_t> since_ns{0};
   std::atomic<const char*> what{""};
+  std::string peers;  // "rank 1 on hostB, ...": set before the thread starts, read-only after
 };
 Watchdog& watchdog() {
   static Watchdog w;
@@ -152,11 +159,12 @@ CollectiveScope::~CollectiveScope() {
   if (w.depth.fetch_sub(1) == 1) w.since_ns.store(0);
 }
 
-bool start_watchdog(double timeout_s) {
+bool start_watchdog(double timeout_s, const std::string& peers) {
   auto& w = watchdog();
   std::lock_guard<std::mutex> lock(w.mu);
   if (w.thread.joinable() || timeout_s <= 0) return false;
   w.stop = false;
+  w.peers = peers;
   w.timeout_s = timeout_s;
   w.thread = std::thread([&w] {
     std::unique_lock<std::mutex> lk(w.mu);
@@ -165,7 +173,8 @@ bool start_watchdog(double timeout_s) {
       int64_t since = w.since_ns.load();
       if (since != 0 && double(now_ns() - since) * 1e-9 > w.timeout_s) {
         abort_job(std::string("collective '") + w.what.load() + "' did not complete within dist.timeout_s = " +
-                      std::to_string(w.timeout_s) + " s (a peer is dead or hung)",
+                      std::to_string(w.timeout_s) + " s (a peer is dead or hung" +
+                      (w.peers.empty() ? "" : "; the other ranks of this rank's run group: " + w.peers) + ")",
                   3);
       }
     }
@@ -283,16 +292,19 @@ Runtime::Runtime(const RuntimeOptions& opt, int* argc, char*** argv) {
                                       : std::max(1, std::min(usable_cores(), hw / local_size_));
   at::set_num_threads(threads_);
 
+  // Where every rank runs: logged by rank 0, and named by the collective watchdog, so that a job
+  // ended by a lost peer says which rank on which host it waited for (abort_job names its own).
+  std::string peers;
+  if (world_size_ > 1) {
+    const auto hosts = hosts_of(world_.get(), world_size_);
+    for (int r = group_index_ * int(rpr); r < (group_index_ + 1) * int(rpr); ++r)
+      if (r != world_rank_) peers += (peers.empty() ? "" : ", ") + ("rank " + std::to_string(r) + " on " + hosts[size_t(r)]);
+    PL_INFO("dist: hosts: {}", describe_hosts(hosts));
+  }
   timeout_s_ = opt.timeout_s;
-  if (world_size_ > 1 && timeout_s_ > 0) owns_watchdog_ = start_watchdog(timeout_s_);
+  if (world_size_ > 1 && timeout_s_ > 0) owns_watchdog_ = start_watchdog(timeout_s_, peers);
   PL_INFO("dist: {} ranks via {} ({} per node), {} run group(s) of {}, device {}, {} thread(s) per rank", world_size_,
           launcher_, local_size_, group_count_, group_size_, device_.str(), threads_);
-  // Collective, so every rank gathers; rank 0 logs where the ranks run (a failure message names
-  // its own host: abort_job).
-  if (world_size_ > 1) {
-    std::string hosts = hosts_of(world_.get(), world_size_);
-    PL_INFO("dist: hosts: {}", hosts);
-  }
 }
 
 Runtime::~Runtime() {
