@@ -31,13 +31,15 @@ declare -A veth=([passlab-n1]=pl2n-n1 [passlab-n2]=pl2n-n2)
 net=10.213.7.0/30
 partition=local
 conf="$dir/slurm.conf"
-packages=(slurmctld slurmd slurm-client munge)
 
 log() { echo "[cluster-2node] $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
+
+# shellcheck source=scripts/slurm-daemons.sh
+source "$(dirname "$self")/slurm-daemons.sh"
 
 is_mounted() { findmnt -rn --mountpoint "$1" >/dev/null 2>&1 || grep -q " $1 " /proc/self/mountinfo; }
 netns_exists() { [ -e "/run/netns/$1" ]; }
@@ -155,60 +157,13 @@ cmd_start() {
 }
 
 # --- Slurm -----------------------------------------------------------------------------------
+# munged listens on a Unix socket in the filesystem, which both nodes share: one munged (started
+# by start_munge, scripts/slurm-daemons.sh) serves both.
 
-pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
-recorded_pid() {
-  local f=$1 comm=$2 p
-  [ -f "$f" ] || return 1
-  p=$(cat "$f" 2>/dev/null || true)
-  pid_alive "$p" || return 1
-  [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$comm" ] || return 1
-  echo "$p"
-}
 slurm_pids() {
   recorded_pid "$dir/slurmctld.pid" slurmctld || true
   local n
   for n in "${nodes[@]}"; do recorded_pid "$dir/slurmd-$n.pid" slurmd || true; done
-}
-
-install_packages() {
-  local missing=() p
-  for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if ((${#missing[@]})); then
-    command -v apt-get >/dev/null || die "Slurm is not installed and apt-get is missing: install ${missing[*]}"
-    log "installing Debian packages: ${missing[*]}"
-    if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
-      $SUDO apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    fi
-  fi
-}
-
-munge_works() { timeout 10 munge -n </dev/null 2>/dev/null | timeout 10 unmunge >/dev/null 2>&1; }
-
-# munged listens on a Unix socket in the filesystem, which both nodes share: one munged serves both.
-start_munge() {
-  if munge_works; then return; fi
-  if [ ! -s /etc/munge/munge.key ]; then
-    log "creating /etc/munge/munge.key"
-    $SUDO mungekey --create --keyfile=/etc/munge/munge.key 2>/dev/null ||
-      $SUDO dd if=/dev/urandom of=/etc/munge/munge.key bs=1 count=1024 status=none
-    $SUDO chown munge:munge /etc/munge/munge.key
-    $SUDO chmod 0400 /etc/munge/munge.key
-  fi
-  $SUDO install -d -o munge -g munge -m 0755 /run/munge
-  log "starting munged"
-  $SUDO runuser -u munge -- /usr/sbin/munged --force
-  for _ in $(seq 1 50); do
-    if munge_works; then
-      $SUDO cp /run/munge/munged.pid "$dir/munged.pid" 2>/dev/null || true
-      return
-    fi
-    sleep 0.1
-  done
-  die "munged does not answer (see /var/log/munge/munged.log)"
 }
 
 write_conf() {
@@ -225,20 +180,7 @@ ClusterName=passlab-2node
 SlurmctldHost=passlab-n1(${addr[passlab-n1]})
 SlurmctldPort=6817
 SlurmdPort=6818
-SlurmUser=root
-AuthType=auth/munge
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-MpiDefault=pmix
-EnforcePartLimits=ALL
-CommunicationParameters=NoInAddrAny
-SlurmdParameters=config_overrides
-ReturnToService=2
-SchedulerParameters=sched_interval=2
+$(slurm_conf_common)
 SlurmdTimeout=30
 MinJobAge=300
 KillWait=10

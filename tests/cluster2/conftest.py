@@ -10,9 +10,9 @@ failure to start is an error. When every test is skipped the session exits 77, w
 reports as "Skipped" (SKIP_RETURN_CODE), never as a silent pass.
 """
 import fcntl
+import importlib.util
 import os
 import pathlib
-import shutil
 import subprocess
 
 import pytest
@@ -21,6 +21,12 @@ ROOT = pathlib.Path(os.environ.get("PASSLAB_SOURCE_DIR") or pathlib.Path(__file_
 SCRIPT = ROOT / "scripts" / "cluster-2node.sh"
 STATE = pathlib.Path(os.environ.get("PASSLAB_CLUSTER_DIR", "/tmp/passlab-cluster2"))
 LOCK = pathlib.Path("/tmp/passlab-slurm.lock")
+
+# tests/slurm's conftest, loaded by path (both files are named conftest.py): its check whether a
+# Slurm can start here, and its exit-77 hook.
+_spec = importlib.util.spec_from_file_location("slurm_conftest", ROOT / "tests" / "slurm" / "conftest.py")
+slurm_conftest = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(slurm_conftest)
 
 
 def script(*args, timeout=120, **kw):
@@ -61,28 +67,11 @@ def cluster():
         lock.close()
 
 
-def _slurm_cannot_start_reason():
-    have = all(shutil.which(c) for c in ("slurmctld", "slurmd", "sbatch", "munged"))
-    if not have and shutil.which("apt-get") is None:
-        return "Slurm is not installed and there is no apt-get to install it"
-    ours = set()
-    for f in STATE.glob("slurm*.pid"):
-        try:
-            ours.add(f.read_text().strip())
-        except OSError:
-            pass
-    running = subprocess.run(["pgrep", "-x", "slurmctld|slurmd"], capture_output=True, text=True).stdout.split()
-    other = [p for p in running if p not in ours]
-    if other:
-        return f"another Slurm runs on this machine (PIDs {' '.join(other)}); one Slurm per machine"
-    return None
-
-
 @pytest.fixture(scope="session")
 def cluster_slurm(cluster):
     """The cluster with its two-node Slurm; yields the environment for client commands (run them
     inside passlab-n1 with script_exec)."""
-    reason = _slurm_cannot_start_reason()
+    reason = slurm_conftest.cannot_start_reason(sorted(STATE.glob("slurm*.pid")))
     if reason:
         pytest.skip(f"Slurm cannot start here: {reason}")
     was_running = (STATE / "slurm.conf").exists() and script("status").stdout.count("slurm: PIDs") == 1
@@ -96,9 +85,5 @@ def cluster_slurm(cluster):
             assert r.returncode == 0, r.stdout + r.stderr
 
 
-def pytest_sessionfinish(session, exitstatus):
-    tr = session.config.pluginmanager.get_plugin("terminalreporter")
-    if tr is None or exitstatus != 0:
-        return
-    if tr.stats.get("skipped") and not tr.stats.get("passed") and not tr.stats.get("failed"):
-        session.exitstatus = 77
+# "Skipped" (77) when every test was skipped: tests/slurm's hook.
+pytest_sessionfinish = slurm_conftest.pytest_sessionfinish

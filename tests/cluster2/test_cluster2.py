@@ -276,17 +276,23 @@ def test_slurm_node_lost_mid_task(cluster_slurm, cluster, store, tmp_path):
             subprocess.run(["kill", "-KILL", pid])
         go.touch()  # the survivor goes on into the task's collectives with its peer gone
 
-        # Slurm requeues a job that lost a node (the template asks --requeue); what must end in time
-        # is the step.
-        common.wait_for("the step to end", lambda: "passlab: step exited with" in common.log_of(tmp_path), timeout_s + 30)
+        # The survivor gives up after the collective timeout (its output is flushed at once)...
+        common.wait_for("the survivor to give up", lambda: "did not complete within" in common.log_of(tmp_path),
+                        timeout_s + 30, poll=0.2)
+        t_abort = time.monotonic() - t_kill
+        # ...then srun ends the step: after its wait for the lost step daemon (12 s), or earlier when
+        # slurmctld declares the node down (SlurmdTimeout 30 s). Slurm requeues a job that lost a
+        # node (the template asks --requeue): the step, not the job, ends here.
+        common.wait_for("the step to end", lambda: "passlab: step exited with" in common.log_of(tmp_path), 60)
         t_end = time.monotonic() - t_kill
     finally:
         go.touch()
         script_exec(N1, "scancel", job, timeout=30, env=cluster_slurm)
     log = common.log_of(tmp_path)
-    print(f"job {job}: its step ended {t_end:.1f} s after the node was lost; its output:\n{log}")
+    print(f"job {job}: the survivor gave up {t_abort:.1f} s and the step ended {t_end:.1f} s after the node was lost; "
+          f"its output:\n{log}")
     assert "passlab: step exited with 0" not in log, log
-    assert t_end <= timeout_s + 20, t_end  # the watchdog's timeout, then srun's wait for the lost step daemon (12 s)
+    assert timeout_s <= t_abort <= timeout_s + 5, t_abort
     # The survivor names the rank and host it waited for.
     assert re.search(rf"rank 0/2 on {N1} failed: collective .* did not complete within dist.timeout_s = 15\.0+ s "
                      rf"\(a peer is dead or hung; the other ranks of this rank's run group: rank 1 on {N2}\)", log), log
