@@ -117,7 +117,8 @@ bool mpi_usable() {
   auto id = process_identity();
   PL_ERROR("fatal: {} — aborting the job", message);
   if (auto l = spdlog::default_logger()) l->flush();
-  std::fprintf(stderr, "passlab: rank %d/%d on %s failed: %s\n", id.rank, id.world, this_host().c_str(), message.c_str());
+  std::fprintf(stderr, "passlab: rank %d/%d on %s failed: %s\n", id.rank, id.world, this_host().c_str(),
+               message.c_str());
   std::fflush(stderr);
   if (mpi_usable()) MPI_Abort(MPI_COMM_WORLD, code);
   std::_Exit(code);
@@ -298,7 +299,8 @@ Runtime::Runtime(const RuntimeOptions& opt, int* argc, char*** argv) {
   if (world_size_ > 1) {
     const auto hosts = hosts_of(world_.get(), world_size_);
     for (int r = group_index_ * int(rpr); r < (group_index_ + 1) * int(rpr); ++r)
-      if (r != world_rank_) peers += (peers.empty() ? "" : ", ") + ("rank " + std::to_string(r) + " on " + hosts[size_t(r)]);
+      if (r != world_rank_)
+        peers += (peers.empty() ? "" : ", ") + ("rank " + std::to_string(r) + " on " + hosts[size_t(r)]);
     PL_INFO("dist: hosts: {}", describe_hosts(hosts));
   }
   timeout_s_ = opt.timeout_s;

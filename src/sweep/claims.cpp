@@ -118,8 +118,9 @@ std::string clock_skew_warning(double skew_s, double timeout_s) {
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "the clock of host %s is %.1f s %s the results file system's, more than the heartbeat margin of %.1f s "
-                "(sweep.heartbeat_timeout_s %.1f s minus the heartbeat interval %.1f s): %s; synchronise the clocks (NTP)",
-                Holder::self("").host.c_str(), std::abs(skew_s), skew_s > 0 ? "ahead of" : "behind", margin, timeout_s,
+                "(sweep.heartbeat_timeout_s %.1f s minus the heartbeat interval %.1f s): %s; "
+                "synchronise the clocks (NTP)",
+                host_name().c_str(), std::abs(skew_s), skew_s > 0 ? "ahead of" : "behind", margin, timeout_s,
                 heartbeat_interval_s(timeout_s),
                 skew_s > 0 ? "live claims of other launchers will look stale and be taken over"
                            : "claims of dead launchers will be taken over late");
