@@ -13,6 +13,8 @@
 #include <exception>
 #include <mutex>
 #include <thread>
+#include <unistd.h>
+#include <vector>
 
 #include "passlab/core/error.hpp"
 #include "passlab/core/log.hpp"
@@ -39,6 +41,39 @@ int usable_cores() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
+std::string this_host() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "?";
+  return buf;
+}
+
+// Every rank's host name, gathered over `comm` (collective).
+std::vector<std::string> hosts_of(MPI_Comm comm, int size) {
+  constexpr int kLen = 256;
+  std::string me = this_host();
+  std::vector<char> mine(kLen, 0), all(static_cast<size_t>(kLen) * size, 0);
+  std::copy_n(me.begin(), std::min<size_t>(me.size(), kLen - 1), mine.begin());
+  MPI_CHECK(MPI_Allgather(mine.data(), kLen, MPI_CHAR, all.data(), kLen, MPI_CHAR, comm));
+  std::vector<std::string> hosts;
+  for (int r = 0; r < size; ++r) hosts.emplace_back(&all[size_t(r) * kLen]);
+  return hosts;
+}
+
+// "hostA (ranks 0-3), hostB (ranks 4-7)": the ranks on each host, as runs of consecutive ranks
+// (a host appears twice if ranks interleave).
+std::string describe_hosts(const std::vector<std::string>& hosts) {
+  std::string out;
+  for (size_t first = 0; first < hosts.size();) {
+    size_t last = first;
+    while (last + 1 < hosts.size() && hosts[last + 1] == hosts[first]) ++last;
+    if (!out.empty()) out += ", ";
+    out += hosts[first] + (first == last ? " (rank " + std::to_string(first) + ")"
+                                         : " (ranks " + std::to_string(first) + "-" + std::to_string(last) + ")");
+    first = last + 1;
+  }
+  return out;
+}
+
 bool mpi_usable() {
   int init = 0, fin = 0;
   MPI_Initialized(&init);
@@ -50,7 +85,8 @@ bool mpi_usable() {
   auto id = process_identity();
   PL_ERROR("fatal: {} — aborting the job", message);
   if (auto l = spdlog::default_logger()) l->flush();
-  std::fprintf(stderr, "passlab: rank %d/%d failed: %s\n", id.rank, id.world, message.c_str());
+  std::fprintf(stderr, "passlab: rank %d/%d on %s failed: %s\n", id.rank, id.world, this_host().c_str(),
+               message.c_str());
   std::fflush(stderr);
   if (mpi_usable()) MPI_Abort(MPI_COMM_WORLD, code);
   std::_Exit(code);
@@ -66,6 +102,7 @@ struct Watchdog {
   std::atomic<int> depth{0};
   std::atomic<int64_t> since_ns{0};
   std::atomic<const char*> what{""};
+  std::string peers;  // "rank 1 on hostB, ...": set before the thread starts, read-only after
 };
 Watchdog& watchdog() {
   static Watchdog w;
@@ -91,11 +128,12 @@ CollectiveScope::~CollectiveScope() {
   if (w.depth.fetch_sub(1) == 1) w.since_ns.store(0);
 }
 
-bool start_watchdog(double timeout_s) {
+bool start_watchdog(double timeout_s, const std::string& peers) {
   auto& w = watchdog();
   std::lock_guard<std::mutex> lock(w.mu);
   if (w.thread.joinable() || timeout_s <= 0) return false;
   w.stop = false;
+  w.peers = peers;
   w.timeout_s = timeout_s;
   w.thread = std::thread([&w] {
     std::unique_lock<std::mutex> lk(w.mu);
@@ -104,7 +142,8 @@ bool start_watchdog(double timeout_s) {
       int64_t since = w.since_ns.load();
       if (since != 0 && double(now_ns() - since) * 1e-9 > w.timeout_s) {
         abort_job(std::string("collective '") + w.what.load() + "' did not complete within dist.timeout_s = " +
-                      std::to_string(w.timeout_s) + " s (a peer is dead or hung)",
+                      std::to_string(w.timeout_s) + " s (a peer is dead or hung" +
+                      (w.peers.empty() ? "" : "; the other ranks of this rank's run group: " + w.peers) + ")",
                   3);
       }
     }
@@ -213,8 +252,18 @@ Runtime::Runtime(const RuntimeOptions& opt, int* argc, char*** argv)
                                       : std::max(1, std::min(usable_cores(), hw / local_size_));
   at::set_num_threads(threads_);
 
+  // Where every rank runs: logged by rank 0, and named by the collective watchdog, so that a job
+  // ended by a lost peer says which rank on which host it waited for (abort_job names its own).
+  std::string peers;
+  if (world_size_ > 1) {
+    const auto hosts = hosts_of(world_.get(), world_size_);
+    for (int r = group_index_ * int(rpr); r < (group_index_ + 1) * int(rpr); ++r)
+      if (r != world_rank_)
+        peers += (peers.empty() ? "" : ", ") + ("rank " + std::to_string(r) + " on " + hosts[size_t(r)]);
+    PL_INFO("dist: hosts: {}", describe_hosts(hosts));
+  }
   timeout_s_ = opt.timeout_s;
-  if (world_size_ > 1 && timeout_s_ > 0) owns_watchdog_ = start_watchdog(timeout_s_);
+  if (world_size_ > 1 && timeout_s_ > 0) owns_watchdog_ = start_watchdog(timeout_s_, peers);
   PL_INFO("dist: {} ranks via {} ({} per node), {} run group(s) of {}, device {}, {} thread(s) per rank", world_size_,
           launcher_, local_size_, group_count_, group_size_, device_.str(), threads_);
 }

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
+#include <cstdio>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -87,7 +89,43 @@ std::string read_small(const fs::path& p) {
   return s;
 }
 
+// This host's clock minus the file system's: the mtime the file system gives a file written now.
+double measure_clock_skew(const fs::path& dir, const Holder& me) {
+  const fs::path probe = dir / (".clock." + me.host + "." + std::to_string(me.pid));
+  int fd = ::open(probe.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0) throw IOError(errno_text("cannot create the clock probe", probe));
+  // Writing sets the mtime on the server of a network file system (and a stat after it reads it).
+  const ssize_t n = ::write(fd, "t\n", 2);
+  int werr = errno;
+  if (::close(fd) != 0 || n != 2) {
+    errno = n < 0 ? werr : EIO;
+    std::string msg = errno_text("cannot write the clock probe", probe);
+    ::unlink(probe.c_str());
+    throw IOError(msg);
+  }
+  FileStat st = stat_file(probe);
+  ::unlink(probe.c_str());
+  return st.age_s;
+}
+
 }  // namespace
+
+double heartbeat_interval_s(double timeout_s) { return std::clamp(timeout_s / 4.0, 0.05, 30.0); }
+
+std::string clock_skew_warning(double skew_s, double timeout_s) {
+  const double margin = timeout_s - heartbeat_interval_s(timeout_s);
+  if (std::abs(skew_s) <= margin) return "";
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "the clock of host %s is %.1f s %s the results file system's, more than the heartbeat margin of %.1f s "
+                "(sweep.heartbeat_timeout_s %.1f s minus the heartbeat interval %.1f s): %s; "
+                "synchronise the clocks (NTP)",
+                host_name().c_str(), std::abs(skew_s), skew_s > 0 ? "ahead of" : "behind", margin, timeout_s,
+                heartbeat_interval_s(timeout_s),
+                skew_s > 0 ? "live claims of other launchers will look stale and be taken over"
+                           : "claims of dead launchers will be taken over late");
+  return buf;
+}
 
 std::string Holder::text() const {
   return host + " " + std::to_string(pid) + " " + std::to_string(start_ticks) + " " + label;
@@ -127,6 +165,8 @@ ClaimDir::ClaimDir(fs::path dir, double timeout_s, std::string label)
   std::error_code ec;
   fs::create_directories(dir_, ec);
   if (ec) throw IOError("cannot create the claims directory " + dir_.string() + ": " + ec.message());
+  skew_s_ = measure_clock_skew(dir_, me_);
+  if (auto w = clock_skew_warning(skew_s_, timeout_s_); !w.empty()) PL_WARN("claims in {}: {}", dir_.string(), w);
 }
 
 ClaimDir::State ClaimDir::state(const std::string& id, Holder* holder) const {
@@ -161,7 +201,7 @@ bool ClaimDir::create_exclusive(const fs::path& p) const {
 
 std::unique_ptr<Claim> ClaimDir::try_claim(const std::string& id) {
   const fs::path p = path_of(id);
-  const double beat = std::clamp(timeout_s_ / 4.0, 0.05, 30.0);
+  const double beat = heartbeat_interval_s(timeout_s_);
   if (create_exclusive(p)) return std::make_unique<Claim>(p, beat);
   // Held: take it over only when stale.
   Holder old;

@@ -21,16 +21,18 @@ STATE = pathlib.Path(os.environ.get("PASSLAB_SLURM_DIR", "/tmp/passlab-slurm"))
 LOCK = pathlib.Path("/tmp/passlab-slurm.lock")
 
 
-def _cannot_start_reason():
+def cannot_start_reason(own_pid_files):
+    """Why a Slurm cannot start here, or None; own_pid_files: the PID files of the daemons of the
+    cluster to start (they may run already). Also used by tests/cluster2."""
     if os.geteuid() != 0 and subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode != 0:
         return "Slurm needs root for slurmd: not root and no password-less sudo"
     have = all(shutil.which(c) for c in ("slurmctld", "slurmd", "sbatch", "munged"))
     if not have and shutil.which("apt-get") is None:
         return "Slurm is not installed and there is no apt-get to install it"
     ours = set()
-    for name in ("slurmctld.pid", "slurmd.pid"):
+    for f in own_pid_files:
         try:
-            ours.add((STATE / name).read_text().strip())
+            ours.add(pathlib.Path(f).read_text().strip())
         except OSError:
             pass
     running = subprocess.run(["pgrep", "-x", "slurmctld|slurmd"], capture_output=True, text=True).stdout.split()
@@ -47,7 +49,7 @@ def slurm():
     lock = open(LOCK, "w")
     fcntl.flock(lock, fcntl.LOCK_EX)  # ctest's own timeout bounds this wait
     try:
-        reason = _cannot_start_reason()
+        reason = cannot_start_reason([STATE / "slurmctld.pid", STATE / "slurmd.pid"])
         if reason:
             pytest.skip(f"Slurm cannot start here: {reason}")
         env = dict(os.environ, PASSLAB_SLURM_DIR=str(STATE))

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <thread>
@@ -176,4 +177,29 @@ TEST(Claims, ConcurrentClaimersNeverShareATask) {
   }
   ASSERT_EQ(winners.size(), static_cast<size_t>(kTasks));
   for (auto& [t, n] : winners) EXPECT_EQ(n, 1) << "task" << t;
+}
+
+// The margin is timeout - heartbeat interval (timeout/4, at most 30 s): hand-computed values.
+TEST(Claims, ClockSkewWarnsBeyondTheHeartbeatMargin) {
+  EXPECT_DOUBLE_EQ(sweep::heartbeat_interval_s(60), 15);
+  EXPECT_DOUBLE_EQ(sweep::heartbeat_interval_s(300), 30);
+  EXPECT_TRUE(sweep::clock_skew_warning(44.9, 60).empty());  // margin 60 - 15 = 45
+  EXPECT_TRUE(sweep::clock_skew_warning(-44.9, 60).empty());
+  std::string ahead = sweep::clock_skew_warning(45.5, 60), behind = sweep::clock_skew_warning(-45.5, 60);
+  EXPECT_NE(ahead.find("45.5 s ahead of the results file system's, more than the heartbeat margin of 45.0 s"),
+            std::string::npos)
+      << ahead;
+  EXPECT_NE(ahead.find("will look stale"), std::string::npos) << ahead;
+  EXPECT_NE(behind.find("45.5 s behind"), std::string::npos) << behind;
+  EXPECT_NE(behind.find("taken over late"), std::string::npos) << behind;
+  EXPECT_TRUE(sweep::clock_skew_warning(269, 300).empty());  // margin 300 - 30 = 270
+  EXPECT_FALSE(sweep::clock_skew_warning(271, 300).empty());
+}
+
+// On a local file system the file's clock is this host's: no skew, and the probe leaves nothing.
+TEST(Claims, ClockSkewMeasuredAgainstTheFileSystem) {
+  test::TempDir dir;
+  sweep::ClaimDir d(dir / "claims", 60, "g0");
+  EXPECT_LT(std::abs(d.clock_skew_s()), 1.0);
+  EXPECT_TRUE(fs::is_empty(dir / "claims"));
 }

@@ -142,8 +142,9 @@ class CollectiveScope {
   CollectiveScope& operator=(const CollectiveScope&) = delete;
 };
 // Started by the Runtime (timeout_s > 0, world > 1); stopped by its destructor. Returns false
-// when one is already running (or timeout_s <= 0).
-bool start_watchdog(double timeout_s);
+// when one is already running (or timeout_s <= 0). `peers` ("rank 1 on hostB, ...") is named in
+// its abort message: the ranks this one may be waiting for.
+bool start_watchdog(double timeout_s, const std::string& peers = "");
 void stop_watchdog();
 
 }  // namespace passlab::dist

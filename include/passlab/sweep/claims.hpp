@@ -13,7 +13,9 @@
 //    a fresh claim by mistake (lost a race) links it back.
 //  * Releasing removes the file (only if it is still the holder's own).
 // Heartbeat age uses the file's mtime against this host's clock: hosts sharing a results
-// directory need clocks in sync well within the timeout (NTP).
+// directory need clocks in sync well within the timeout (NTP). A ClaimDir measures this host's
+// clock against the file system's (a probe file's mtime) and warns when they differ by more than
+// the heartbeat margin (clock_skew_warning).
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
@@ -38,6 +40,13 @@ struct Holder {
 
 class Claim;
 
+// Seconds between two heartbeats of a claim with this timeout.
+double heartbeat_interval_s(double timeout_s);
+// Empty when a clock skew of skew_s (this host minus the claims' file system) is within the
+// heartbeat margin, timeout - interval (a live claim's mtime is at most one interval old, so a
+// larger skew makes live claims look stale, or dead ones live for longer); else the warning.
+std::string clock_skew_warning(double skew_s, double timeout_s);
+
 class ClaimDir {
  public:
   ClaimDir(std::filesystem::path dir, double timeout_s, std::string label);
@@ -49,6 +58,8 @@ class ClaimDir {
   const std::filesystem::path& dir() const { return dir_; }
   const Holder& holder() const { return me_; }
   double timeout_s() const { return timeout_s_; }
+  // This host's clock minus the file system's, measured when constructed.
+  double clock_skew_s() const { return skew_s_; }
   std::filesystem::path path_of(const std::string& id) const { return dir_ / (id + ".claim"); }
 
  private:
@@ -56,6 +67,7 @@ class ClaimDir {
   std::filesystem::path dir_;
   double timeout_s_;
   Holder me_;
+  double skew_s_ = 0;
 };
 
 // A held claim: heartbeats until released or destroyed.
