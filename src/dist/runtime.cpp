@@ -1,5 +1,7 @@
 #include "passlab/dist/runtime.hpp"
 
+#include <csignal>
+
 #include <ATen/Parallel.h>
 #include <sched.h>
 #include <spdlog/spdlog.h>
@@ -187,6 +189,10 @@ std::string detect_launcher() {
 // The launcher is read before MPI_Init (a singleton MPI_Init sets PMIX_* itself).
 Runtime::Runtime(const RuntimeOptions& opt, int* argc, char*** argv)
     : launcher_(detect_launcher()), mpi_(argc, argv) {
+  // A write to the socket of a peer that died (a node lost mid-task, MPI over TCP) must fail and
+  // be reported, or be caught by the collective watchdog with the lost rank named; with the
+  // default action SIGPIPE ends this rank silently (exit 141, seen under srun across two nodes).
+  std::signal(SIGPIPE, SIG_IGN);
   world_ = MpiComm::dup(MPI_COMM_WORLD);
   world_rank_ = world_.rank();
   world_size_ = world_.size();
