@@ -109,7 +109,9 @@ train::TrainerOptions PassSearch::trainer_options(const config::Config& cfg, c10
   o.max_steps = cfg.search.steps;
   o.checkpoint_every = 0;  // by steps only: a search is usually shorter than an epoch
   o.checkpoint_every_steps = cfg.search.checkpoint_every_steps;
-  o.remove_checkpoint_when_done = true;
+  // Kept after the search: a task killed later (fine-tuning) restores the finished search from it
+  // instead of searching again. The prune task removes its work directory once its file is written.
+  o.remove_checkpoint_when_done = false;
   o.set_train_mode = false;  // BatchNorm of the frozen backbone keeps its statistics
   o.frozen_model = true;
   o.step_curves = true;

@@ -2,6 +2,7 @@
 #include "passlab/core/log.hpp"
 #include "passlab/pipeline/context.hpp"
 #include "passlab/pipeline/dense_model.hpp"
+#include "passlab/pipeline/paths.hpp"
 #include "passlab/pipeline/run_writer.hpp"
 #include "passlab/pipeline/task_data.hpp"
 #include "passlab/pipeline/tasks.hpp"
@@ -17,6 +18,7 @@ void run_dense_task(const config::Config& cfg, const dist::Runtime& rt, dist::Co
   const auto test = trained.test();
   PL_INFO("dense {}: test top-1 {:.2f}% ({:.0f} s)", ctx.id, 100 * test.top1(), ctx.elapsed_s());
   write_dense_file(ctx, *net, trained.fit, test);
+  if (ctx.leader()) remove_work_dir(cfg, ctx.id);
 }
 
 }  // namespace passlab::pipeline

@@ -2,6 +2,7 @@
 
 #include "passlab/config/methods.hpp"
 #include "passlab/data/loader.hpp"
+#include "passlab/dist/runtime.hpp"
 #include "passlab/pipeline/paths.hpp"
 #include "passlab/pipeline/stage_loaders.hpp"
 

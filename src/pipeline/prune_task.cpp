@@ -5,6 +5,7 @@
 #include "passlab/pipeline/dense_model.hpp"
 #include "passlab/pipeline/evaluation.hpp"
 #include "passlab/pipeline/keep_plan.hpp"
+#include "passlab/pipeline/paths.hpp"
 #include "passlab/pipeline/plan_agreement.hpp"
 #include "passlab/pipeline/run_writer.hpp"
 #include "passlab/pipeline/task_data.hpp"
@@ -36,6 +37,7 @@ void run_prune_task(const config::Config& cfg, const dist::Runtime& rt, dist::Co
 
   const PrunedEvaluation evaluation = evaluate_and_measure(ctx, d, finetuned, dense, *compact);
   write_run_file(ctx, PruneOutcome{dense, plan, search_seconds, *compact, finetuned, evaluation});
+  if (ctx.leader()) remove_work_dir(cfg, ctx.id);  // the search checkpoint was kept until now
 }
 
 }  // namespace passlab::pipeline

@@ -1,5 +1,6 @@
 // A prune task killed (SIGKILL) in the middle of its PASS search: the relaunch resumes the
-// search from its step checkpoint, not from step 0, and the run file still has every step.
+// search from its step checkpoint, not from step 0, and the run file still has every step. Killed
+// during its fine-tune: the relaunch does not run the search again.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -26,49 +27,76 @@ void replace_once(std::string& s, const std::string& from, const std::string& to
   ASSERT_NE(at, std::string::npos) << from;
   s.replace(at, from.size(), to);
 }
-}  // namespace
-
-TEST(SweepSearchResume, KilledSearchResumesFromItsCheckpoint) {
-  test::TempDir dir;
-  test::write_store(dir.path() / "tiny.h5", 120, 40);
-  constexpr int64_t kSteps = 40;
-  std::string toml = test::tiny_sweep_toml(dir.path(), "");
-  replace_once(toml, "[search]\nsteps = 3\n",
-               "[search]\nsteps = " + std::to_string(kSteps) + "\ncheckpoint_every_steps = 4\nlog_every = 4\n");
-  replace_once(toml, "method = \"random_uniform\"", "method = \"pass\"");
-  const fs::path toml_path = dir.path() / "sweep.toml";
-  test::write_text(toml_path, toml);
-  auto plan = sweep::make_plan(config::load_file(toml_path));
-  ASSERT_EQ(plan.tasks.size(), 2u);
-  const sweep::Task& prune = plan.tasks[1];
-  ASSERT_EQ(prune.kind, sweep::Task::Kind::prune);
-  const fs::path ckpt = fs::path(prune.cfg.output.dir) / "work" / prune.id / "search.ckpt.h5";
-
-  // First launch, in a process group of its own; killed once the search has a checkpoint.
-  const fs::path first_log = dir.path() / "first.log";
-  const std::string cmd = binary() + " --log-level info run " + toml_path.string();
+// Launches `cmd` in a process group of its own with its output in `log`, and SIGKILLs the group
+// as soon as `trigger` exists. Fails when the launch ends first.
+void launch_and_kill_when(const std::string& cmd, const fs::path& log, const fs::path& trigger) {
   pid_t pid = fork();
   if (pid == 0) {
     setpgid(0, 0);
-    execl("/bin/sh", "sh", "-c", ("exec " + cmd + " > " + first_log.string() + " 2>&1").c_str(), static_cast<char*>(nullptr));
+    execl("/bin/sh", "sh", "-c", ("exec " + cmd + " > " + log.string() + " 2>&1").c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   ASSERT_GT(pid, 0);
   int status = 0;
-  bool exited = false;
-  while (!fs::exists(ckpt)) {
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      exited = true;
-      break;
-    }
+  while (!fs::exists(trigger)) {
+    ASSERT_NE(waitpid(pid, &status, WNOHANG), pid) << "the launch ended before " << trigger << " appeared:\n"
+                                                   << test::read_text(log);
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  ASSERT_FALSE(exited) << "the first launch ended before its search checkpointed:\n" << test::read_text(first_log);
   ASSERT_EQ(kill(-pid, SIGKILL), 0);
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFSIGNALED(status));
-  ASSERT_FALSE(fs::exists(prune.path)) << "the prune task finished before the kill";
-  ASSERT_TRUE(fs::exists(ckpt)) << "the search finished (and removed its checkpoint) before the kill";
+}
+
+// The tiny sweep (one dense model, one prune task) with a PASS search of `steps` steps that
+// checkpoints every 4, and `finetune_epochs` of fine-tuning.
+struct SearchSweep {
+  fs::path toml;
+  sweep::Task prune;
+  fs::path search_ckpt, finetune_ckpt;
+  std::string cmd;
+};
+SearchSweep search_sweep(const fs::path& dir, int64_t steps, int64_t finetune_epochs) {
+  test::write_store(dir / "tiny.h5", 120, 40);
+  std::string toml = test::tiny_sweep_toml(dir, "");
+  replace_once(toml, "[search]\nsteps = 3\n",
+               "[search]\nsteps = " + std::to_string(steps) + "\ncheckpoint_every_steps = 4\nlog_every = 4\n");
+  replace_once(toml, "method = \"random_uniform\"", "method = \"pass\"");
+  replace_once(toml, "[finetune]\nepochs = 1\n", "[finetune]\nepochs = " + std::to_string(finetune_epochs) + "\n");
+  SearchSweep s;
+  s.toml = dir / "sweep.toml";
+  test::write_text(s.toml, toml);
+  auto plan = sweep::make_plan(config::load_file(s.toml));
+  EXPECT_EQ(plan.tasks.size(), 2u);
+  s.prune = plan.tasks.at(1);
+  EXPECT_EQ(s.prune.kind, sweep::Task::Kind::prune);
+  const fs::path work = fs::path(s.prune.cfg.output.dir) / "work" / s.prune.id;
+  s.search_ckpt = work / "search.ckpt.h5";
+  s.finetune_ckpt = work / "finetune.ckpt.h5";
+  s.cmd = binary() + " --log-level info run " + s.toml.string();
+  return s;
+}
+
+// The run file is complete, holds every search step's curve values, and the task's work
+// directory (its checkpoints) is gone.
+void expect_complete_with_every_step(const SearchSweep& s, int64_t steps) {
+  EXPECT_EQ(sweep::read_state(s.prune.path).kind, sweep::ResultState::Kind::complete);
+  io::File f = io::open_complete(s.prune.path);
+  for (const char* curve : {"search_loss", "search_ce", "search_budget_term", "search_mac_ratio"})
+    EXPECT_EQ(f.root().read<double>(std::string("metrics/") + curve).size(), static_cast<size_t>(steps)) << curve;
+  EXPECT_FALSE(fs::exists(s.search_ckpt.parent_path()));
+}
+}  // namespace
+
+TEST(SweepSearchResume, KilledSearchResumesFromItsCheckpoint) {
+  test::TempDir dir;
+  constexpr int64_t kSteps = 40;
+  const SearchSweep sw = search_sweep(dir.path(), kSteps, 1);
+  const fs::path& ckpt = sw.search_ckpt;
+
+  // First launch: killed once the search has a checkpoint.
+  ASSERT_NO_FATAL_FAILURE(launch_and_kill_when(sw.cmd, dir.path() / "first.log", ckpt));
+  ASSERT_FALSE(fs::exists(sw.prune.path)) << "the prune task finished before the kill";
   int64_t at_step = 0;
   {
     io::File f = io::open_complete(ckpt);
@@ -79,10 +107,10 @@ TEST(SweepSearchResume, KilledSearchResumesFromItsCheckpoint) {
   ASSERT_EQ(at_step % 4, 0);
 
   // Relaunch: the dense model is complete, the prune task resumes its search at that step.
-  auto r = test::run_command(cmd);
+  auto r = test::run_command(sw.cmd);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(r.output, m, std::regex("search " + prune.id + ": resumed from .* \\(step ([0-9]+)\\)")))
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex("search " + sw.prune.id + ": resumed from .* \\(step ([0-9]+)\\)")))
       << r.output;
   EXPECT_EQ(std::stoll(m[1]), at_step) << r.output;
   // Steps up to the checkpoint were not run again: the relaunch logs only later ones.
@@ -91,10 +119,29 @@ TEST(SweepSearchResume, KilledSearchResumesFromItsCheckpoint) {
         << "step " << s << " was run again\n" << r.output;
   EXPECT_NE(r.output.find(": step " + std::to_string(kSteps) + "/" + std::to_string(kSteps) + ":"), std::string::npos)
       << r.output;
-  // The run file holds every step's curve values (restored and new) and the search is gone.
-  EXPECT_EQ(sweep::read_state(prune.path).kind, sweep::ResultState::Kind::complete);
-  io::File f = io::open_complete(prune.path);
-  for (const char* curve : {"search_loss", "search_ce", "search_budget_term", "search_mac_ratio"})
-    EXPECT_EQ(f.root().read<double>(std::string("metrics/") + curve).size(), static_cast<size_t>(kSteps)) << curve;
-  EXPECT_FALSE(fs::exists(ckpt));
+  expect_complete_with_every_step(sw, kSteps);
+}
+
+// Killed while fine-tuning: the search's final checkpoint stays until the task's file is written,
+// so the relaunch restores the finished search (no step runs again) and fine-tunes.
+TEST(SweepSearchResume, KillDuringFinetuneDoesNotRedoTheSearch) {
+  test::TempDir dir;
+  constexpr int64_t kSteps = 12;
+  const SearchSweep sw = search_sweep(dir.path(), kSteps, 3);
+  // Killed once fine-tune epoch 1 has its checkpoint.
+  ASSERT_NO_FATAL_FAILURE(launch_and_kill_when(sw.cmd, dir.path() / "first.log", sw.finetune_ckpt));
+  ASSERT_FALSE(fs::exists(sw.prune.path)) << "the prune task finished before the kill";
+  {
+    io::File f = io::open_complete(sw.search_ckpt);
+    ASSERT_EQ(f.root().attr_int("global_step"), kSteps);
+  }
+  auto r = test::run_command(sw.cmd);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("search " + sw.prune.id + ": resumed from .* \\(step " +
+                                                       std::to_string(kSteps) + "\\)")))
+      << r.output;
+  for (int64_t s = 4; s <= kSteps; s += 4)
+    EXPECT_EQ(r.output.find(": step " + std::to_string(s) + "/" + std::to_string(kSteps) + ":"), std::string::npos)
+        << "search step " << s << " was run again\n" << r.output;
+  expect_complete_with_every_step(sw, kSteps);
 }

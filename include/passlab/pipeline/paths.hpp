@@ -12,5 +12,8 @@ namespace passlab::pipeline {
 std::filesystem::path dense_path(const config::Config& task);  // <output.dir>/dense/<dense_id>.h5
 std::filesystem::path run_path(const config::Config& task);    // <output.dir>/runs/<run_id>.h5
 std::filesystem::path work_dir(const config::Config& task, const std::string& id);  // <output.dir>/work/<id>
+// Removes work/<id> once the task's file is written (the group leader calls it). A failure only
+// warns: the task is complete, and a left-over directory is removed by the next attempt's clean-up.
+void remove_work_dir(const config::Config& task, const std::string& id);
 
 }  // namespace passlab::pipeline
