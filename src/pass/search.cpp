@@ -8,9 +8,12 @@
 #include "passlab/core/rng.hpp"
 #include "passlab/dist/communicator.hpp"
 #include "passlab/io/hdf5.hpp"
+#include "passlab/io/run_schema.hpp"
 #include "passlab/tensorio/tensor_h5.hpp"
 
 namespace passlab::pass {
+
+namespace rf = io::run_file;  // the run-file schema's names
 
 bool is_pass_method(const std::string& m) {
   const config::MethodSpec* spec = config::find_method(m);
@@ -66,10 +69,10 @@ PassSearch::PassSearch(models::PrunableNetwork& net, const config::Config& cfg, 
 void PassSearch::init_from(const std::filesystem::path& run_file) {
   io::File f = io::open_complete(run_file);
   const auto& root = f.root();
-  std::string arch = root.has_attr("arch") ? root.attr_string("arch") : "?";
+  std::string arch = root.has_attr(rf::kArch) ? root.attr_string(rf::kArch) : "?";
   if (arch != cfg_.model.arch)
     throw ConfigError("search.init_from = \"" + run_file.string() + "\": run of arch " + arch + ", this task is " + cfg_.model.arch);
-  if (!root.has("hypernet"))
+  if (!root.has(rf::kHypernet))
     throw ConfigError("search.init_from = \"" + run_file.string() + "\" holds no /hypernet (not a PASS run)");
   auto load = [&](torch::nn::Module& m, const std::string& group) {
     auto g = root.open_group(group);
@@ -85,10 +88,10 @@ void PassSearch::init_from(const std::filesystem::path& run_file) {
       kv.value().copy_(t.to(kv.value().options()));
     }
   };
-  load(*hyper_, "hypernet");
+  load(*hyper_, rf::kHypernet);
   if (prompt_) {
-    if (!root.has("prompt")) throw ConfigError("search.init_from = \"" + run_file.string() + "\" holds no /prompt");
-    load(*prompt_, "prompt");
+    if (!root.has(rf::kPrompt)) throw ConfigError("search.init_from = \"" + run_file.string() + "\" holds no /prompt");
+    load(*prompt_, rf::kPrompt);
   }
   PL_INFO("PASS: hypernetwork{} initialised from {}", prompt_ ? " and prompt" : "", run_file.string());
 }
@@ -186,12 +189,12 @@ prune::Allocation PassSearch::allocate() {
 }
 
 void PassSearch::save(io::Group& root) const {
-  auto h = root.create_group("hypernet");
+  auto h = root.create_group(rf::kHypernet);
   for (auto& kv : hyper_->named_parameters()) io::write_tensor(h, kv.key(), kv.value());
   if (prompt_) {
-    auto p = root.create_group("prompt");
+    auto p = root.create_group(rf::kPrompt);
     for (auto& kv : prompt_->named_parameters()) io::write_tensor(p, kv.key(), kv.value());
-    io::write_tensor(p, "image", prompt_->image());
+    io::write_tensor(p, rf::kPromptImage, prompt_->image());
   }
 }
 
