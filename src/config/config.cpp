@@ -177,8 +177,9 @@ class Loader {
   }
 
   void check_range(const FieldSpec& f, const toml::node& whole, double x, const std::string& shown) const {
-    bool bad = (f.min && (f.min_exclusive ? x <= *f.min : x < *f.min)) || (f.max && (f.max_exclusive ? x >= *f.max : x > *f.max)) ||
-               std::isnan(x);
+    // inf passes an open upper bound and nan every comparison: no key means either.
+    if (!std::isfinite(x)) fail(loc(f.path(), whole), f.path() + " = " + shown + " is not finite; allowed: " + f.allowed());
+    bool bad = (f.min && (f.min_exclusive ? x <= *f.min : x < *f.min)) || (f.max && (f.max_exclusive ? x >= *f.max : x > *f.max));
     if (bad) fail(loc(f.path(), whole), f.path() + " = " + shown + " is out of range; allowed: " + f.allowed());
   }
 
