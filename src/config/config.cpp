@@ -116,6 +116,10 @@ class Loader {
     if (eq == std::string::npos || eq == 0)
       throw ConfigError("--set " + ov + ": expected section.key=value (e.g. --set dense.lr=0.05)");
     std::string path = ov.substr(0, eq), value = ov.substr(eq + 1);
+    // One option, one assignment: the value is parsed as "v = <value>", so a line break would let
+    // it carry more keys that were silently dropped.
+    if (value.find_first_of("\n\r") != std::string::npos)
+      throw ConfigError("--set " + ov + ": the value spans more than one line; give one section.key=value per --set");
     auto dot = path.find('.');
     if (dot == std::string::npos || path.find('.', dot + 1) != std::string::npos)
       throw ConfigError("--set " + ov + ": key must be section.key, got '" + path + "'");
@@ -130,6 +134,8 @@ class Loader {
     if (!tbl.contains(section)) tbl.insert(section, toml::table{});
     toml::table* sec = tbl[section].as_table();
     if (!sec) throw ConfigError("--set " + ov + ": '" + section + "' is not a table in " + source_);
+    if (ok && parsed.size() != 1)
+      throw ConfigError("--set " + ov + ": the value holds more than one TOML key; give one section.key=value per --set");
     if (ok && parsed.contains("v")) {
       sec->insert_or_assign(key, *parsed.get("v"));
     } else {

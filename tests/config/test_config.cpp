@@ -257,6 +257,17 @@ TEST(ConfigOverrides, BadOverrideNamesTheOption) {
   EXPECT_HAS(m, "expected section.key=value");
 }
 
+TEST(ConfigOverrides, SetTakesExactlyOneAssignment) {
+  // A newline used to end the value and start a second key that was silently dropped.
+  auto m = error_of("", {"dense.lr=0.05\ndense.epochs=7"});
+  EXPECT_HAS(m, "--set dense.lr=0.05\ndense.epochs=7: the value spans more than one line");
+  m = error_of("", {"data.root=a\r\nb"});
+  EXPECT_HAS(m, "--set data.root=a");
+  EXPECT_HAS(m, "more than one line");
+  // A comment after the value is still one assignment.
+  EXPECT_DOUBLE_EQ(load_string("", "o.toml", {"dense.lr=0.05 # faster"}).dense.lr, 0.05);
+}
+
 // ---- canonical form and ids --------------------------------------------------------------------
 
 TEST(ConfigIds, KeyOrderAndFormattingDoNotChangeId) {
