@@ -332,6 +332,8 @@ class Loader {
     if (c.dist.first_bucket_mib > c.dist.bucket_mib)
       fail(loc_of("dist.first_bucket_mib"), "dist.first_bucket_mib = " + format_value(c.dist.first_bucket_mib) +
                                                 " must not exceed dist.bucket_mib = " + format_value(c.dist.bucket_mib));
+    // An empty directory would silently write the results into the working directory.
+    if (c.output.dir.empty()) fail(loc_of("output.dir"), "output.dir = \"\" is not allowed; allowed: a non-empty directory path");
     check_dataset_name("data.dataset", c.data.dataset);
     for (auto& d : c.sweep.datasets) check_dataset_name("sweep.datasets", d);
     if (!c.data.store.empty() && c.sweep.datasets.size() > 1)
@@ -375,6 +377,14 @@ Config load_string(const std::string& text, const std::string& source, const std
 }
 
 Config load_file(const std::filesystem::path& path, const std::vector<std::string>& overrides) {
+  // A directory opens and reads as an empty file on Linux, which would load the defaults.
+  // (A pipe is fine: `passlab config <(...)`.)
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  using std::filesystem::file_type;
+  if (!ec && st.type() != file_type::not_found && st.type() != file_type::regular && st.type() != file_type::fifo)
+    throw ConfigError(path.string() + ": not a config file (" +
+                      (st.type() == file_type::directory ? "a directory" : "not a regular file") + ")");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(path.string() + ": cannot open config file");
   std::stringstream ss;

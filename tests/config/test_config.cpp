@@ -183,6 +183,16 @@ TEST(ConfigErrors, MissingFileNamesIt) {
   }
 }
 
+TEST(ConfigErrors, DirectoryIsNotAConfigFile) {
+  test::TempDir dir;
+  try {
+    load_file(dir.path());
+    FAIL() << "a directory loaded as a config";
+  } catch (const ConfigError& e) {
+    EXPECT_HAS(std::string(e.what()), dir.path().string() + ": not a config file (a directory)");
+  }
+}
+
 TEST(ConfigErrors, EveryFloatKeyRefusesInfAndNan) {
   // inf slipped past every open upper bound (learning rates, weight decay, temperature, lambda,
   // bucket sizes, timeouts); each float key, scalar or list, must name the value as not finite.
@@ -226,6 +236,11 @@ TEST(ConfigErrors, BoundsAreTheDocumentedOnes) {
   EXPECT_DOUBLE_EQ(load_string("[dist]\ntimeout_s = 604800\n", "x").dist.timeout_s, 604800);
   EXPECT_HAS(error_of("[dist]\ntimeout_s = 604801\n"), "dist.timeout_s = 604801 is out of range");
   EXPECT_HAS(error_of("[dense]\nlr = inf\n"), "exp.toml:2:6: dense.lr = inf is not finite");
+}
+
+TEST(ConfigErrors, EmptyOutputDir) {
+  EXPECT_HAS(error_of("[output]\ndir = \"\"\n"), "output.dir = \"\" is not allowed");
+  EXPECT_HAS(error_of("", {"output.dir=\"\""}), "output.dir = \"\" is not allowed");
 }
 
 // ---- overrides ----------------------------------------------------------------------------
