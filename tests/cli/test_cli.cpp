@@ -46,6 +46,26 @@ TEST(Cli, BadConfigExitsTwoNamingFileKeyAndAllowed) {
   EXPECT_EQ(s.exit_code, 0) << s.output;
 }
 
+TEST(Cli, ConfigOfADirectoryExitsTwo) {
+  test::TempDir dir;
+  auto r = cli("config " + dir.path().string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_HAS(r.output, dir.path().string() + ": not a config file (a directory)");
+  EXPECT_EQ(r.output.find("run_id"), std::string::npos) << r.output;  // no defaults printed
+}
+
+TEST(Cli, SweepThatPlansNothingExitsTwoNamingTheFilters) {
+  test::TempDir dir;
+  auto cfg = dir / "none.toml";
+  test::write_text(cfg, "[sweep]\nbudgets = [0.5, 0.3]\ninclude = [{ budget = 0.7 }]\n[output]\ndir = \"" + (dir / "out").string() + "\"\n");
+  for (const char* extra : {" --dry-run", ""}) {
+    auto r = cli("run " + cfg.string() + extra);
+    EXPECT_EQ(r.exit_code, 2) << extra << "\n" << r.output;
+    EXPECT_HAS(r.output, "the sweep plans no task: sweep.include = [{ budget = 0.7 }] and sweep.exclude = [] leave none of its 2 ");
+    EXPECT_EQ(r.output.find("tasks complete"), std::string::npos) << r.output;
+  }
+}
+
 TEST(Cli, ConfigPrintsCanonicalTomlAndIds) {
   test::TempDir dir;
   auto a = dir / "a.toml", b = dir / "b.toml";

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "passlab/core/error.hpp"
 #include "passlab/io/hdf5.hpp"
 #include "passlab/pipeline/paths.hpp"
 #include "passlab/sweep/plan.hpp"
@@ -86,6 +87,25 @@ TEST(SweepPlan, PretrainedWeightsPerArchitecture) {
   // VGG-16 costs more than ResNet-18 at the same input (about 8x): its dense task comes first.
   EXPECT_EQ(plan.tasks[0].cfg.model.arch, "vgg16_bn");
   EXPECT_EQ(plan.tasks[0].kind, sweep::Task::Kind::dense);
+}
+
+TEST(SweepPlan, SelectionThatPlansNothingNamesTheFilters) {
+  test::TempDir dir;
+  // Two seeds times one budget and method: the include matches neither seed.
+  auto cfg = test::tiny_sweep(dir.path(), "seeds = [0, 1]\ninclude = [{ seed = 7 }]\nexclude = [{ seed = 0 }]\n");
+  try {
+    sweep::make_plan(cfg);
+    FAIL() << "a sweep planning no task was accepted";
+  } catch (const ConfigError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("the sweep plans no task: sweep.include = [{ seed = 7 }] and sweep.exclude = [{ seed = 0 }] leave none of its 2 "),
+              std::string::npos)
+        << m;
+  }
+  // A filter that keeps one of them plans that one (with its dense model).
+  cfg.sweep.include = {};
+  EXPECT_EQ(sweep::planned_tasks(cfg).size(), 1u);
+  EXPECT_EQ(sweep::make_plan(cfg).tasks.size(), 2u);
 }
 
 TEST(SweepRunner, RelaunchSkipsCompleteFilesAndRedoesDamagedOnes) {
