@@ -61,6 +61,7 @@ Command add_run_command(CLI::App& app) {
               }
               return 0;
             }
+            sweep::prepare_results_dir(c);  // before MPI starts: a bad folder exits 2 on every rank
             dist::Runtime rt(c.dist);
             dist::install_abort_on_terminate();  // an exception escaping a thread ends the whole job
             log::init(ctx.cli_level, log::parse_level(c.output.log_level));  // prefix with the true rank

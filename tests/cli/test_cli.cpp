@@ -66,6 +66,19 @@ TEST(Cli, SweepThatPlansNothingExitsTwoNamingTheFilters) {
   }
 }
 
+TEST(Cli, ResultsFolderBlockedByAFileExitsTwoBeforeTraining) {
+  test::TempDir dir;
+  auto cfg = dir / "blocked.toml";
+  const auto out = dir / "out";
+  test::write_text(cfg, "[output]\ndir = \"" + out.string() + "\"\n");
+  std::filesystem::create_directories(out);
+  test::write_text(out / "dense", "a file");
+  // No store exists: a run that got as far as training would fail there (exit 1), not with 2.
+  auto r = cli("run " + cfg.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_HAS(r.output, "cannot use " + (out / "dense").string() + " as a results folder");
+}
+
 TEST(Cli, ConfigPrintsCanonicalTomlAndIds) {
   test::TempDir dir;
   auto a = dir / "a.toml", b = dir / "b.toml";

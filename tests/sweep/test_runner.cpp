@@ -108,6 +108,38 @@ TEST(SweepPlan, SelectionThatPlansNothingNamesTheFilters) {
   EXPECT_EQ(sweep::make_plan(cfg).tasks.size(), 2u);
 }
 
+TEST(SweepRunner, UnusableResultsFolderIsFoundBeforeAnyTraining) {
+  test::TempDir dir;
+  test::write_store(dir.path() / "tiny.h5", 120, 40);
+  auto cfg = test::tiny_sweep(dir.path(), "");
+  const fs::path results = cfg.output.dir;
+  // A plain file where dense/ goes, created before runs/: one shared error_code let the next
+  // folder's success clear this failure, and the dense model trained before the write failed.
+  fs::create_directories(results);
+  test::write_text(results / "dense", "not a folder");
+  try {
+    sweep::run_sweep(cfg, runtime());
+    FAIL() << "a sweep ran with a file at " << (results / "dense");
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot use " + (results / "dense").string() + " as a results folder"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(results / "journal.tsv"));  // no task started
+  // output.dir itself a file: named, and prepare_results_dir (called by `passlab run` before
+  // MPI starts) refuses it the same way.
+  fs::remove_all(results);
+  test::write_text(results, "x");
+  try {
+    sweep::prepare_results_dir(cfg);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot use " + results.string() + " as a results folder"), std::string::npos) << e.what();
+  }
+  fs::remove(results);
+  sweep::prepare_results_dir(cfg);
+  for (const char* sub : {"dense", "runs", "work", "claims"}) EXPECT_TRUE(fs::is_directory(results / sub)) << sub;
+}
+
 TEST(SweepRunner, RelaunchSkipsCompleteFilesAndRedoesDamagedOnes) {
   test::TempDir dir;
   test::write_store(dir.path() / "tiny.h5", 120, 40);
