@@ -28,11 +28,12 @@ Command add_run_command(CLI::App& app) {
                 "Give tasks that failed for good (after sweep.max_retries) a fresh set of attempts");
   sub->footer(
       "Exit status: 0 every task complete; 1 a task failed for good (or is blocked by a failed dense model); "
-      "75 stopped by SIGTERM/SIGUSR1/SIGUSR2 (relaunch to continue); 2 bad configuration.");
+      "75 stopped by SIGTERM/SIGUSR1/SIGUSR2 (relaunch to continue); 2 bad configuration (an unusable output.dir, a "
+      "selection that plans no task).");
   return {sub, [o](const Context& ctx) {
             config::Config c = config::load_file(o->path, o->sets);
             log::init(ctx.cli_level, log::parse_level(c.output.log_level));
-            auto tasks = config::expand_tasks(c);
+            auto tasks = sweep::planned_tasks(c);  // none planned: exit 2 naming the filters
             std::set<std::string> dense;
             for (auto& t : tasks) dense.insert(config::dense_id(t));
             PL_INFO("config {}: {} prune tasks over {} dense models; results in {}", o->path, tasks.size(), dense.size(),
@@ -60,6 +61,7 @@ Command add_run_command(CLI::App& app) {
               }
               return 0;
             }
+            sweep::prepare_results_dir(c);  // before MPI starts: a bad folder exits 2 on every rank
             dist::Runtime rt(c.dist);
             dist::install_abort_on_terminate();  // an exception escaping a thread ends the whole job
             log::init(ctx.cli_level, log::parse_level(c.output.log_level));  // prefix with the true rank

@@ -116,6 +116,10 @@ class Loader {
     if (eq == std::string::npos || eq == 0)
       throw ConfigError("--set " + ov + ": expected section.key=value (e.g. --set dense.lr=0.05)");
     std::string path = ov.substr(0, eq), value = ov.substr(eq + 1);
+    // One option, one assignment: the value is parsed as "v = <value>", so a line break would let
+    // it carry more keys that were silently dropped.
+    if (value.find_first_of("\n\r") != std::string::npos)
+      throw ConfigError("--set " + ov + ": the value spans more than one line; give one section.key=value per --set");
     auto dot = path.find('.');
     if (dot == std::string::npos || path.find('.', dot + 1) != std::string::npos)
       throw ConfigError("--set " + ov + ": key must be section.key, got '" + path + "'");
@@ -130,6 +134,8 @@ class Loader {
     if (!tbl.contains(section)) tbl.insert(section, toml::table{});
     toml::table* sec = tbl[section].as_table();
     if (!sec) throw ConfigError("--set " + ov + ": '" + section + "' is not a table in " + source_);
+    if (ok && parsed.size() != 1)
+      throw ConfigError("--set " + ov + ": the value holds more than one TOML key; give one section.key=value per --set");
     if (ok && parsed.contains("v")) {
       sec->insert_or_assign(key, *parsed.get("v"));
     } else {
@@ -177,8 +183,9 @@ class Loader {
   }
 
   void check_range(const FieldSpec& f, const toml::node& whole, double x, const std::string& shown) const {
-    bool bad = (f.min && (f.min_exclusive ? x <= *f.min : x < *f.min)) || (f.max && (f.max_exclusive ? x >= *f.max : x > *f.max)) ||
-               std::isnan(x);
+    // inf passes an open upper bound and nan every comparison: no key means either.
+    if (!std::isfinite(x)) fail(loc(f.path(), whole), f.path() + " = " + shown + " is not finite; allowed: " + f.allowed());
+    bool bad = (f.min && (f.min_exclusive ? x <= *f.min : x < *f.min)) || (f.max && (f.max_exclusive ? x >= *f.max : x > *f.max));
     if (bad) fail(loc(f.path(), whole), f.path() + " = " + shown + " is out of range; allowed: " + f.allowed());
   }
 
@@ -325,6 +332,8 @@ class Loader {
     if (c.dist.first_bucket_mib > c.dist.bucket_mib)
       fail(loc_of("dist.first_bucket_mib"), "dist.first_bucket_mib = " + format_value(c.dist.first_bucket_mib) +
                                                 " must not exceed dist.bucket_mib = " + format_value(c.dist.bucket_mib));
+    // An empty directory would silently write the results into the working directory.
+    if (c.output.dir.empty()) fail(loc_of("output.dir"), "output.dir = \"\" is not allowed; allowed: a non-empty directory path");
     check_dataset_name("data.dataset", c.data.dataset);
     for (auto& d : c.sweep.datasets) check_dataset_name("sweep.datasets", d);
     if (!c.data.store.empty() && c.sweep.datasets.size() > 1)
@@ -368,6 +377,14 @@ Config load_string(const std::string& text, const std::string& source, const std
 }
 
 Config load_file(const std::filesystem::path& path, const std::vector<std::string>& overrides) {
+  // A directory opens and reads as an empty file on Linux, which would load the defaults.
+  // (A pipe is fine: `passlab config <(...)`.)
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  using std::filesystem::file_type;
+  if (!ec && st.type() != file_type::not_found && st.type() != file_type::regular && st.type() != file_type::fifo)
+    throw ConfigError(path.string() + ": not a config file (" +
+                      (st.type() == file_type::directory ? "a directory" : "not a regular file") + ")");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(path.string() + ": cannot open config file");
   std::stringstream ss;

@@ -63,6 +63,16 @@ struct Builder {
   }
 };
 
+// Upper bounds no real run reaches: a value past them is a typo or an overflow probe (an epoch
+// count of 2^63-1 would train forever), so it is refused up front rather than run.
+constexpr double kMaxEpochs = 100000;                // dense/finetune epochs, milestones, checkpoint_every
+constexpr double kMaxBatch = 1 << 20;                // any batch size
+constexpr double kMaxSteps = 1e8;                    // search steps and step intervals
+constexpr double kMaxImages = 1e10;                  // limit_train / limit_test
+constexpr double kMaxTimeoutS = 7 * 24 * 3600;       // one week, any timeout in seconds
+constexpr double kMaxBucketMiB = 65536;              // 64 GiB all-reduce bucket
+constexpr double kMaxCount = 1 << 20;                // ranks, channels, repeats and other counts
+
 FieldSpec& range(FieldSpec& f, std::optional<double> lo, std::optional<double> hi, bool lo_ex = false, bool hi_ex = false) {
   f.min = lo;
   f.max = hi;
@@ -80,17 +90,17 @@ void add_train(Builder& b, const char* s, TrainConfig Config::*sec_dense, Finetu
     if (sec_dense) return b.add(bind(s, key, sec_dense, mem, doc));
     return b.add(bind(s, key, sec_ft, mem, doc));
   };
-  range(add(&TrainConfig::epochs, "epochs", "Training epochs."), 0, std::nullopt);
-  range(add(&TrainConfig::batch_size, "batch_size", "Global batch size (split over the ranks of a run group)."), 1, std::nullopt);
-  range(add(&TrainConfig::eval_batch_size, "eval_batch_size", "Global batch size for evaluation."), 1, std::nullopt);
+  range(add(&TrainConfig::epochs, "epochs", "Training epochs."), 0, kMaxEpochs);
+  range(add(&TrainConfig::batch_size, "batch_size", "Global batch size (split over the ranks of a run group)."), 1, kMaxBatch);
+  range(add(&TrainConfig::eval_batch_size, "eval_batch_size", "Global batch size for evaluation."), 1, kMaxBatch);
   choices(add(&TrainConfig::optimizer, "optimizer", "Optimizer."), {"sgd", "adam"});
   range(add(&TrainConfig::lr, "lr", "Peak learning rate."), 0, std::nullopt, true);
   range(add(&TrainConfig::momentum, "momentum", "SGD momentum (Adam: beta1)."), 0, 1, false, true);
   add(&TrainConfig::nesterov, "nesterov", "Nesterov momentum (SGD).");
   range(add(&TrainConfig::weight_decay, "weight_decay", "L2 weight decay."), 0, std::nullopt);
   choices(add(&TrainConfig::schedule, "schedule", "Learning-rate schedule after warm-up."), {"cosine", "step", "constant"});
-  range(add(&TrainConfig::warmup_epochs, "warmup_epochs", "Linear warm-up length in epochs (fractions allowed)."), 0, std::nullopt);
-  range(add(&TrainConfig::milestones, "milestones", "Epochs at which schedule = \"step\" multiplies the rate by gamma."), 1, std::nullopt);
+  range(add(&TrainConfig::warmup_epochs, "warmup_epochs", "Linear warm-up length in epochs (fractions allowed)."), 0, kMaxEpochs);
+  range(add(&TrainConfig::milestones, "milestones", "Epochs at which schedule = \"step\" multiplies the rate by gamma."), 1, kMaxEpochs);
   range(add(&TrainConfig::gamma, "gamma", "Step-schedule factor."), 0, 1, true, false);
   range(add(&TrainConfig::label_smoothing, "label_smoothing", "Label smoothing of the cross-entropy."), 0, 1, false, true);
   choices(add(&TrainConfig::precision, "precision", "Arithmetic: fp32, or bf16 autocast (GPU only; CPU runs fp32)."), {"fp32", "bf16"});
@@ -124,8 +134,8 @@ std::vector<FieldSpec> make_fields() {
   range(data(&DataConfig::crop_padding, "crop_padding", "Zero padding of the random crop (crop_flip)."), 0, 64);
   range(data(&DataConfig::loader_threads, "loader_threads", "Loader worker threads per rank.", false), 1, 64);
   range(data(&DataConfig::prefetch_batches, "prefetch_batches", "Batches prepared ahead per rank.", false), 1, 256);
-  range(data(&DataConfig::limit_train, "limit_train", "Use only the first N training images (0: all); smoke runs and tests."), 0, std::nullopt);
-  range(data(&DataConfig::limit_test, "limit_test", "Use only the first N test images (0: all)."), 0, std::nullopt);
+  range(data(&DataConfig::limit_train, "limit_train", "Use only the first N training images (0: all); smoke runs and tests."), 0, kMaxImages);
+  range(data(&DataConfig::limit_test, "limit_test", "Use only the first N test images (0: all)."), 0, kMaxImages);
   // [model]
   auto model = [&](auto mem, const char* key, const char* doc) -> FieldSpec& {
     FieldSpec& f = e.add(bind("model", key, &Config::model, mem, doc));
@@ -147,8 +157,8 @@ std::vector<FieldSpec> make_fields() {
   auto search = [&](auto mem, const char* key, const char* doc) -> FieldSpec& {
     return e.add(bind("search", key, &Config::search, mem, doc));
   };
-  range(search(&SearchConfig::steps, "steps", "Optimisation steps of the mask search (PASS)."), 0, std::nullopt);
-  range(search(&SearchConfig::batch_size, "batch_size", "Global batch size of the search."), 1, std::nullopt);
+  range(search(&SearchConfig::steps, "steps", "Optimisation steps of the mask search (PASS)."), 0, kMaxSteps);
+  range(search(&SearchConfig::batch_size, "batch_size", "Global batch size of the search."), 1, kMaxBatch);
   range(search(&SearchConfig::lr, "lr", "Adam learning rate of hypernetwork, prompt encoder and prompt."), 0, std::nullopt, true);
   range(search(&SearchConfig::weight_decay, "weight_decay", "Adam weight decay of the search parameters."), 0, std::nullopt);
   choices(search(&SearchConfig::prompt, "prompt", "Visual prompt: pad (learnable border), none."), {"pad", "none"});
@@ -164,11 +174,11 @@ std::vector<FieldSpec> make_fields() {
   choices(search(&SearchConfig::flops_loss, "flops_loss", "Form of the budget loss: squared (F/F*-1)^2, abs |F/F*-1|, hinge max(0, F/F*-1)^2."),
           {"squared", "abs", "hinge"});
   search(&SearchConfig::init_from, "init_from", "Run file whose hypernetwork, prompt encoder and prompt start the search (transfer).");
-  range(search(&SearchConfig::taylor_batches, "taylor_batches", "Data batches for the taylor_global criterion."), 1, std::nullopt);
-  range(search(&SearchConfig::log_every, "log_every", "Log search progress every N steps."), 1, std::nullopt).in_run = false;
+  range(search(&SearchConfig::taylor_batches, "taylor_batches", "Data batches for the taylor_global criterion."), 1, kMaxCount);
+  range(search(&SearchConfig::log_every, "log_every", "Log search progress every N steps."), 1, kMaxSteps).in_run = false;
   range(search(&SearchConfig::checkpoint_every_steps, "checkpoint_every_steps",
                "Checkpoint the search every N steps (a preempted prune task resumes its search there); 0: never."),
-        0, std::nullopt)
+        0, kMaxSteps)
       .in_run = false;
   // [prune]
   auto prune = [&](auto mem, const char* key, const char* doc) -> FieldSpec& {
@@ -177,14 +187,14 @@ std::vector<FieldSpec> make_fields() {
   choices(prune(&PruneConfig::method, "method", "Pruning method (sweep.methods overrides it); the registered methods are listed under Methods below."), known_methods());
   range(prune(&PruneConfig::budget, "budget", "Fraction of the dense MACs kept (sweep.budgets overrides it)."), 0, 1, true, false);
   range(prune(&PruneConfig::flops_tolerance, "flops_tolerance", "Allowed relative miss of the MAC budget."), 0, 0.5, true, false);
-  range(prune(&PruneConfig::min_keep_channels, "min_keep_channels", "Per-group floor: at least this many channels."), 1, std::nullopt);
+  range(prune(&PruneConfig::min_keep_channels, "min_keep_channels", "Per-group floor: at least this many channels."), 1, kMaxCount);
   range(prune(&PruneConfig::min_keep_fraction, "min_keep_fraction", "Per-group floor: at least this fraction of channels."), 0, 1, false, true);
   range(prune(&PruneConfig::round_to, "round_to", "Round kept channel counts to a multiple of this (1: none)."), 1, 1024);
   prune(&PruneConfig::prune_residual, "prune_residual", "Also prune channels tied by residual additions (one group per stage).");
   // [eval]
-  range(e.add(bind("eval", "latency_batch", &Config::eval, &EvalConfig::latency_batch, "Batch size of the latency measurement.")), 1, std::nullopt);
-  range(e.add(bind("eval", "latency_warmup", &Config::eval, &EvalConfig::latency_warmup, "Untimed forward passes before timing.")), 0, std::nullopt);
-  range(e.add(bind("eval", "latency_repeats", &Config::eval, &EvalConfig::latency_repeats, "Timed forward passes (median reported).")), 1, std::nullopt);
+  range(e.add(bind("eval", "latency_batch", &Config::eval, &EvalConfig::latency_batch, "Batch size of the latency measurement.")), 1, kMaxBatch);
+  range(e.add(bind("eval", "latency_warmup", &Config::eval, &EvalConfig::latency_warmup, "Untimed forward passes before timing.")), 0, kMaxCount);
+  range(e.add(bind("eval", "latency_repeats", &Config::eval, &EvalConfig::latency_repeats, "Timed forward passes (median reported).")), 1, kMaxCount);
   // [sweep]
   auto sweep = [&](auto mem, const char* key, const char* doc) -> FieldSpec& {
     FieldSpec& f = e.add(bind("sweep", key, &Config::sweep, mem, doc));
@@ -201,7 +211,7 @@ std::vector<FieldSpec> make_fields() {
         "(keys: arch, dataset, method, budget, seed).");
   sweep(&SweepConfig::exclude, "exclude", "Drop tasks matching any entry (same keys as include).");
   range(sweep(&SweepConfig::max_retries, "max_retries", "Retries of a failed task before it is reported failed."), 0, 100);
-  range(sweep(&SweepConfig::heartbeat_timeout_s, "heartbeat_timeout_s", "A task claim without heartbeat for this long is taken over."), 1, std::nullopt);
+  range(sweep(&SweepConfig::heartbeat_timeout_s, "heartbeat_timeout_s", "A task claim without heartbeat for this long is taken over."), 1, kMaxTimeoutS);
   // [dist]
   auto dist = [&](auto mem, const char* key, const char* doc) -> FieldSpec& {
     FieldSpec& f = e.add(bind("dist", key, &Config::dist, mem, doc));
@@ -209,12 +219,12 @@ std::vector<FieldSpec> make_fields() {
     return f;
   };
   choices(dist(&DistConfig::backend, "backend", "Communicator: auto (NCCL on GPU, else MPI), nccl, mpi."), {"auto", "nccl", "mpi"});
-  range(dist(&DistConfig::ranks_per_run, "ranks_per_run", "Ranks per run group (data parallel inside a group)."), 1, std::nullopt);
-  range(dist(&DistConfig::bucket_mib, "bucket_mib", "Gradient all-reduce bucket size in MiB."), 0, std::nullopt, true);
-  range(dist(&DistConfig::first_bucket_mib, "first_bucket_mib", "Size of the first bucket in MiB (launches early)."), 0, std::nullopt, true);
+  range(dist(&DistConfig::ranks_per_run, "ranks_per_run", "Ranks per run group (data parallel inside a group)."), 1, kMaxCount);
+  range(dist(&DistConfig::bucket_mib, "bucket_mib", "Gradient all-reduce bucket size in MiB."), 0, kMaxBucketMiB, true);
+  range(dist(&DistConfig::first_bucket_mib, "first_bucket_mib", "Size of the first bucket in MiB (launches early)."), 0, kMaxBucketMiB, true);
   range(dist(&DistConfig::threads_per_rank, "threads_per_rank", "Intra-op threads per rank; 0: cores per node / local ranks."), 0, 1024);
   choices(dist(&DistConfig::device, "device", "Device: auto (GPU of the local rank when present), cpu, cuda."), {"auto", "cpu", "cuda"});
-  range(dist(&DistConfig::timeout_s, "timeout_s", "Collective timeout before the job is aborted."), 1, std::nullopt);
+  range(dist(&DistConfig::timeout_s, "timeout_s", "Collective timeout before the job is aborted."), 1, kMaxTimeoutS);
   // [output]
   auto output = [&](auto mem, const char* key, const char* doc) -> FieldSpec& {
     FieldSpec& f = e.add(bind("output", key, &Config::output, mem, doc));
@@ -227,7 +237,7 @@ std::vector<FieldSpec> make_fields() {
   choices(output(&OutputConfig::progress, "progress", "Progress display: auto (bar on a terminal, periodic lines otherwise), bar, lines, none."),
           {"auto", "bar", "lines", "none"});
   output(&OutputConfig::save_weights, "save_weights", "Store the compact model's weights in the run file.");
-  range(output(&OutputConfig::checkpoint_every, "checkpoint_every", "Checkpoint every N epochs (0: never)."), 0, std::nullopt);
+  range(output(&OutputConfig::checkpoint_every, "checkpoint_every", "Checkpoint every N epochs (0: never)."), 0, kMaxEpochs);
   return std::move(b.out);
 }
 
@@ -378,7 +388,8 @@ std::string schema_markdown() {
   o << "# passlab configuration reference\n\n"
     << "Generated from the schema in `src/config/schema.cpp` by `passlab config --schema`; a test keeps this file\n"
     << "equal to that output. Every key is optional; the default applies when it is absent. Unknown keys,\n"
-    << "wrong types and out-of-range values are errors naming the file, line, key and what is allowed.\n"
+    << "wrong types, non-finite floats (inf, nan) and out-of-range values are errors naming the file, line, key\n"
+    << "and what is allowed; every count has an upper bound no real run reaches.\n"
     << "`passlab run CONFIG --set section.key=value` overrides a key (the value is TOML; a bare word is a string).\n\n"
     << "Identity: a run id hashes the canonical TOML of every key marked *run*; a dense model's id hashes the keys\n"
     << "marked *dense*. Changing a key outside those sets (paths, threads, logging, sweep axes) never changes an id.\n\n";

@@ -4,6 +4,7 @@
 #include <map>
 #include <numeric>
 
+#include "passlab/config/schema.hpp"
 #include "passlab/core/error.hpp"
 #include "passlab/pipeline/paths.hpp"
 
@@ -26,10 +27,22 @@ int Plan::index_of(const std::string& id) const {
   return -1;
 }
 
+std::vector<config::Config> planned_tasks(const config::Config& cfg) {
+  auto tasks = config::expand_tasks(cfg);
+  if (!tasks.empty()) return tasks;
+  config::Config unfiltered = cfg;
+  unfiltered.sweep.include.clear();
+  unfiltered.sweep.exclude.clear();
+  throw ConfigError(cfg.source + ": the sweep plans no task: sweep.include = " + config::format_value(cfg.sweep.include) +
+                    " and sweep.exclude = " + config::format_value(cfg.sweep.exclude) + " leave none of its " +
+                    std::to_string(config::expand_tasks(unfiltered).size()) +
+                    " combinations of sweep.datasets, archs, seeds, budgets and methods");
+}
+
 Plan make_plan(const config::Config& cfg) {
   std::vector<Task> all;
   std::map<std::string, int> dense_at;
-  for (auto& t : config::expand_tasks(cfg)) {
+  for (auto& t : planned_tasks(cfg)) {
     const std::string did = config::dense_id(t);
     if (!dense_at.count(did)) {
       Task d;

@@ -8,7 +8,9 @@
 #include <climits>
 #include <cmath>
 #include <cstdio>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -183,13 +185,25 @@ std::string SweepReport::summary() const {
   return s;
 }
 
+void prepare_results_dir(const config::Config& cfg) {
+  const fs::path dir = cfg.output.dir;
+  // One error_code per folder: a shared one was cleared by the next success, so a file at
+  // output.dir/dense went unnoticed until the dense model had trained and could not be written.
+  for (const fs::path& p : {dir, dir / "dense", dir / "runs", dir / "work", dir / "claims"}) {
+    std::error_code ec;
+    fs::create_directories(p, ec);
+    std::string why = ec ? ec.message() : "";
+    if (why.empty() && !fs::is_directory(p, ec)) why = "exists and is not a directory";
+    if (why.empty() && ::access(p.c_str(), W_OK | X_OK) != 0) why = std::string("not writable: ") + std::strerror(errno);
+    if (!why.empty()) throw ConfigError("output.dir: cannot use " + p.string() + " as a results folder: " + why);
+  }
+}
+
 SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const SweepOptions& opt) {
   const auto launch_t0 = Clock::now();
   Plan plan = make_plan(cfg);
   const fs::path dir = cfg.output.dir;
-  std::error_code ec;
-  for (const char* sub : {"dense", "runs", "claims"}) fs::create_directories(dir / sub, ec);
-  if (ec) throw IOError("cannot create the results directory " + dir.string() + ": " + ec.message());
+  prepare_results_dir(cfg);
   if (opt.retry_failed && rt.is_world_leader()) {
     for (auto& t : plan.tasks)
       if (read_state(t.path).kind == ResultState::Kind::failed) {
@@ -280,6 +294,7 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
       if (leader) {
         write_failure(t.path, t.cfg, t.kind_name(), t.id, error, attempt, secs);
         // A retry starts clean: a checkpoint taken after a NaN would fail the same way.
+        std::error_code ec;  // best effort, as before
         remove_tree(pipeline::work_dir(t.cfg, t.id), ec);
         journal(dir, holder, "fail", t.id, "attempt " + std::to_string(attempt) + ": " + error);
         const bool final = attempt > cfg.sweep.max_retries;

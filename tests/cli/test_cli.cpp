@@ -46,6 +46,39 @@ TEST(Cli, BadConfigExitsTwoNamingFileKeyAndAllowed) {
   EXPECT_EQ(s.exit_code, 0) << s.output;
 }
 
+TEST(Cli, ConfigOfADirectoryExitsTwo) {
+  test::TempDir dir;
+  auto r = cli("config " + dir.path().string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_HAS(r.output, dir.path().string() + ": not a config file (a directory)");
+  EXPECT_EQ(r.output.find("run_id"), std::string::npos) << r.output;  // no defaults printed
+}
+
+TEST(Cli, SweepThatPlansNothingExitsTwoNamingTheFilters) {
+  test::TempDir dir;
+  auto cfg = dir / "none.toml";
+  test::write_text(cfg, "[sweep]\nbudgets = [0.5, 0.3]\ninclude = [{ budget = 0.7 }]\n[output]\ndir = \"" + (dir / "out").string() + "\"\n");
+  for (const char* extra : {" --dry-run", ""}) {
+    auto r = cli("run " + cfg.string() + extra);
+    EXPECT_EQ(r.exit_code, 2) << extra << "\n" << r.output;
+    EXPECT_HAS(r.output, "the sweep plans no task: sweep.include = [{ budget = 0.7 }] and sweep.exclude = [] leave none of its 2 ");
+    EXPECT_EQ(r.output.find("tasks complete"), std::string::npos) << r.output;
+  }
+}
+
+TEST(Cli, ResultsFolderBlockedByAFileExitsTwoBeforeTraining) {
+  test::TempDir dir;
+  auto cfg = dir / "blocked.toml";
+  const auto out = dir / "out";
+  test::write_text(cfg, "[output]\ndir = \"" + out.string() + "\"\n");
+  std::filesystem::create_directories(out);
+  test::write_text(out / "dense", "a file");
+  // No store exists: a run that got as far as training would fail there (exit 1), not with 2.
+  auto r = cli("run " + cfg.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_HAS(r.output, "cannot use " + (out / "dense").string() + " as a results folder");
+}
+
 TEST(Cli, ConfigPrintsCanonicalTomlAndIds) {
   test::TempDir dir;
   auto a = dir / "a.toml", b = dir / "b.toml";

@@ -183,6 +183,66 @@ TEST(ConfigErrors, MissingFileNamesIt) {
   }
 }
 
+TEST(ConfigErrors, DirectoryIsNotAConfigFile) {
+  test::TempDir dir;
+  try {
+    load_file(dir.path());
+    FAIL() << "a directory loaded as a config";
+  } catch (const ConfigError& e) {
+    EXPECT_HAS(std::string(e.what()), dir.path().string() + ": not a config file (a directory)");
+  }
+}
+
+TEST(ConfigErrors, EveryFloatKeyRefusesInfAndNan) {
+  // inf slipped past every open upper bound (learning rates, weight decay, temperature, lambda,
+  // bucket sizes, timeouts); each float key, scalar or list, must name the value as not finite.
+  int checked = 0;
+  for (auto& f : fields()) {
+    if (f.kind != Kind::real && f.kind != Kind::real_list) continue;
+    for (std::string v : {"inf", "-inf", "nan"}) {
+      std::string toml = "[" + f.section + "]\n" + f.key + " = " + (f.kind == Kind::real ? v : "[" + v + "]") + "\n";
+      auto m = error_of(toml);
+      EXPECT_HAS(m, f.path() + " = ");
+      EXPECT_HAS(m, "is not finite");
+    }
+    ++checked;
+  }
+  EXPECT_GE(checked, 20);  // dense/finetune/search/dist/prune floats and sweep.budgets
+}
+
+TEST(ConfigErrors, EveryCountHasAnUpperBound) {
+  // 2^63-1 epochs ran forever at lr 0; no integer key but the seeds (labels, not counts) takes it.
+  for (auto& f : fields()) {
+    if (f.kind != Kind::integer && f.kind != Kind::int_list) continue;
+    const bool seed = f.key == "seed" || f.key == "seeds";
+    const std::string big = f.kind == Kind::integer ? "9223372036854775807" : "[9223372036854775807]";
+    const std::string toml = "[" + f.section + "]\n" + f.key + " = " + big + "\n";
+    if (seed) {
+      EXPECT_NO_THROW(load_string(toml, "exp.toml")) << f.path();
+      continue;
+    }
+    EXPECT_TRUE(f.max.has_value()) << f.path();
+    EXPECT_HAS(error_of(toml), f.path() + " = 9223372036854775807 is out of range");
+  }
+}
+
+TEST(ConfigErrors, BoundsAreTheDocumentedOnes) {
+  // The maxima a cluster user may reach are accepted; one past them is not.
+  EXPECT_EQ(load_string("[dense]\nepochs = 100000\n", "x").dense.epochs, 100000);
+  EXPECT_HAS(error_of("[dense]\nepochs = 100001\n"), "dense.epochs = 100001 is out of range; allowed: integer >= 0 and <= 100000");
+  EXPECT_EQ(load_string("[search]\nbatch_size = 1048576\n", "x").search.batch_size, 1048576);
+  EXPECT_HAS(error_of("[search]\nbatch_size = 1048577\n"), "search.batch_size = 1048577 is out of range");
+  EXPECT_HAS(error_of("[search]\nsteps = 100000001\n"), "search.steps = 100000001 is out of range");
+  EXPECT_DOUBLE_EQ(load_string("[dist]\ntimeout_s = 604800\n", "x").dist.timeout_s, 604800);
+  EXPECT_HAS(error_of("[dist]\ntimeout_s = 604801\n"), "dist.timeout_s = 604801 is out of range");
+  EXPECT_HAS(error_of("[dense]\nlr = inf\n"), "exp.toml:2:6: dense.lr = inf is not finite");
+}
+
+TEST(ConfigErrors, EmptyOutputDir) {
+  EXPECT_HAS(error_of("[output]\ndir = \"\"\n"), "output.dir = \"\" is not allowed");
+  EXPECT_HAS(error_of("", {"output.dir=\"\""}), "output.dir = \"\" is not allowed");
+}
+
 // ---- overrides ----------------------------------------------------------------------------
 
 TEST(ConfigOverrides, SetReplacesAndAddsValues) {
@@ -210,6 +270,17 @@ TEST(ConfigOverrides, BadOverrideNamesTheOption) {
   EXPECT_HAS(m, "key must be section.key");
   m = error_of("", {"dense.lr"});
   EXPECT_HAS(m, "expected section.key=value");
+}
+
+TEST(ConfigOverrides, SetTakesExactlyOneAssignment) {
+  // A newline used to end the value and start a second key that was silently dropped.
+  auto m = error_of("", {"dense.lr=0.05\ndense.epochs=7"});
+  EXPECT_HAS(m, "--set dense.lr=0.05\ndense.epochs=7: the value spans more than one line");
+  m = error_of("", {"data.root=a\r\nb"});
+  EXPECT_HAS(m, "--set data.root=a");
+  EXPECT_HAS(m, "more than one line");
+  // A comment after the value is still one assignment.
+  EXPECT_DOUBLE_EQ(load_string("", "o.toml", {"dense.lr=0.05 # faster"}).dense.lr, 0.05);
 }
 
 // ---- canonical form and ids --------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "passlab/core/error.hpp"
 #include "passlab/io/hdf5.hpp"
 #include "passlab/pipeline/paths.hpp"
 #include "passlab/sweep/plan.hpp"
@@ -86,6 +87,57 @@ TEST(SweepPlan, PretrainedWeightsPerArchitecture) {
   // VGG-16 costs more than ResNet-18 at the same input (about 8x): its dense task comes first.
   EXPECT_EQ(plan.tasks[0].cfg.model.arch, "vgg16_bn");
   EXPECT_EQ(plan.tasks[0].kind, sweep::Task::Kind::dense);
+}
+
+TEST(SweepPlan, SelectionThatPlansNothingNamesTheFilters) {
+  test::TempDir dir;
+  // Two seeds times one budget and method: the include matches neither seed.
+  auto cfg = test::tiny_sweep(dir.path(), "seeds = [0, 1]\ninclude = [{ seed = 7 }]\nexclude = [{ seed = 0 }]\n");
+  try {
+    sweep::make_plan(cfg);
+    FAIL() << "a sweep planning no task was accepted";
+  } catch (const ConfigError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("the sweep plans no task: sweep.include = [{ seed = 7 }] and sweep.exclude = [{ seed = 0 }] leave none of its 2 "),
+              std::string::npos)
+        << m;
+  }
+  // A filter that keeps one of them plans that one (with its dense model).
+  cfg.sweep.include = {};
+  EXPECT_EQ(sweep::planned_tasks(cfg).size(), 1u);
+  EXPECT_EQ(sweep::make_plan(cfg).tasks.size(), 2u);
+}
+
+TEST(SweepRunner, UnusableResultsFolderIsFoundBeforeAnyTraining) {
+  test::TempDir dir;
+  test::write_store(dir.path() / "tiny.h5", 120, 40);
+  auto cfg = test::tiny_sweep(dir.path(), "");
+  const fs::path results = cfg.output.dir;
+  // A plain file where dense/ goes, created before runs/: one shared error_code let the next
+  // folder's success clear this failure, and the dense model trained before the write failed.
+  fs::create_directories(results);
+  test::write_text(results / "dense", "not a folder");
+  try {
+    sweep::run_sweep(cfg, runtime());
+    FAIL() << "a sweep ran with a file at " << (results / "dense");
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot use " + (results / "dense").string() + " as a results folder"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(results / "journal.tsv"));  // no task started
+  // output.dir itself a file: named, and prepare_results_dir (called by `passlab run` before
+  // MPI starts) refuses it the same way.
+  fs::remove_all(results);
+  test::write_text(results, "x");
+  try {
+    sweep::prepare_results_dir(cfg);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot use " + results.string() + " as a results folder"), std::string::npos) << e.what();
+  }
+  fs::remove(results);
+  sweep::prepare_results_dir(cfg);
+  for (const char* sub : {"dense", "runs", "work", "claims"}) EXPECT_TRUE(fs::is_directory(results / sub)) << sub;
 }
 
 TEST(SweepRunner, RelaunchSkipsCompleteFilesAndRedoesDamagedOnes) {

@@ -42,6 +42,10 @@ double train_images(const config::Config& task);
 // cost = 3 × forward MACs (forward + backward) × images seen, for every stage of the task.
 double estimate_cost(const config::Config& task, Task::Kind kind);
 
-Plan make_plan(const config::Config& cfg);
+// The tasks of the sweep (config::expand_tasks). A selection that leaves none is a ConfigError
+// naming sweep.include and sweep.exclude: a sweep that plans nothing is a mistake, not a success.
+std::vector<config::Config> planned_tasks(const config::Config& cfg);
+
+Plan make_plan(const config::Config& cfg);  // over planned_tasks(cfg)
 
 }  // namespace passlab::sweep

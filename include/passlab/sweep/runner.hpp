@@ -59,7 +59,12 @@ struct SweepReport {
   std::string summary() const;  // one paragraph for the end of a launch
 };
 
-SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const SweepOptions& opt = {});
+// Creates output.dir and its dense/, runs/, work/ and claims/ folders, or throws a ConfigError
+// naming the path and the OS error (a plain file in the way, no permission). `passlab run` calls
+// it before any rank starts, so a bad results directory is found before a model trains.
+void prepare_results_dir(const config::Config& cfg);
+
+SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const SweepOptions& opt = {});  // calls prepare_results_dir
 
 // The prune rows of the sweep table (sweep/results.hpp), as before.
 std::string summary_table(const std::string& results_dir);
