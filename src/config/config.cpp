@@ -325,6 +325,9 @@ class Loader {
     if (c.dist.first_bucket_mib > c.dist.bucket_mib)
       fail(loc_of("dist.first_bucket_mib"), "dist.first_bucket_mib = " + format_value(c.dist.first_bucket_mib) +
                                                 " must not exceed dist.bucket_mib = " + format_value(c.dist.bucket_mib));
+    if (c.eval.latency_warmup_max < c.eval.latency_warmup)
+      fail(loc_of("eval.latency_warmup_max"), "eval.latency_warmup_max = " + format_value(c.eval.latency_warmup_max) +
+                                                   " must not be below eval.latency_warmup = " + format_value(c.eval.latency_warmup));
     check_dataset_name("data.dataset", c.data.dataset);
     for (auto& d : c.sweep.datasets) check_dataset_name("sweep.datasets", d);
     if (!c.data.store.empty() && c.sweep.datasets.size() > 1)
