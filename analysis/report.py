@@ -33,6 +33,7 @@ import numpy as np
 from . import runs as runs_mod
 
 DAGGER, DDAGGER = "†", "‡"
+UNRELIABLE = "?"  # after a speed-up: some runs of the cell flagged it (summary@speedup_unreliable)
 
 
 @dataclasses.dataclass
@@ -51,6 +52,7 @@ class Cell:
     params_ratio_std: float = math.nan
     delta_mean: float = math.nan          # top-1 minus the run's own dense top-1, points
     delta_std: float = math.nan
+    unreliable_speedup: int = 0           # runs whose summary@speedup_unreliable is 1
 
 
 @dataclasses.dataclass
@@ -106,9 +108,11 @@ def aggregate(result: runs_mod.ResultSet, decimals: int = 2):
             pr, pr_std = _mean_std([float(r.summary["params"]) / float(r.summary["dense_params"]) for r in rs])
             dl, dl_std = _mean_std([100 * (r.top1 - float(r.summary["dense_top1"])) for r in rs])
             missed = sum(1 for r in rs if int(r.summary.get("budget_met", 1)) == 0)
+            # Run files written before the interleaved speed-up lack the flag: not flagged.
+            unreliable = sum(1 for r in rs if int(r.summary.get("speedup_unreliable", 0)) == 1)
             cells[m] = Cell(rs, t_mean, t_std, s_mean, s_std, mr, len(rs), excluded.get((ds, arch, b, m), 0), missed,
                             mac_ratio_std=mr_std, params_ratio_mean=pr, params_ratio_std=pr_std, delta_mean=dl,
-                            delta_std=dl_std)
+                            delta_std=dl_std, unreliable_speedup=unreliable)
         d_mean, d_std = _mean_std([100 * v for v in dense.values()]) if dense else (math.nan, math.nan)
         scored = {m: round(c.top1_mean, decimals) for m, c in cells.items() if c.n}
         top = max(scored.values()) if scored else None
@@ -134,6 +138,10 @@ def _fmt(mean, std, d=2):
 
 def _marks(c: Cell) -> str:
     return (DAGGER if c.n_excluded else "") + (DDAGGER if c.missed_budget else "")
+
+
+def _speed_mark(c: Cell) -> str:
+    return UNRELIABLE if c.unreliable_speedup else ""
 
 
 def _budget_pct(b):
@@ -167,7 +175,7 @@ def markdown_table(rows, methods, decimals=2) -> str:
             if c.n and c.n != n_usual:
                 acc += f" (n={c.n})"
             acc += _marks(c)
-            cells += [acc, "–" if not c.n else f"{c.speedup_mean:.2f}×"]
+            cells += [acc, "–" if not c.n else f"{c.speedup_mean:.2f}×{_speed_mark(c)}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -201,7 +209,7 @@ def method_table(rows, methods, decimals=2) -> str:
                 _signed(c.delta_mean, c.delta_std, decimals),
                 _fmt(100 * c.mac_ratio_mean, 100 * c.mac_ratio_std, decimals),
                 _fmt(100 * c.params_ratio_mean, 100 * c.params_ratio_std, 1),
-                _fmt(c.speedup_mean, c.speedup_std, decimals) + "×"]) + " |")
+                _fmt(c.speedup_mean, c.speedup_std, decimals) + "×" + _speed_mark(c)]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -216,7 +224,7 @@ def _tex_escape(s: str) -> str:
 def latex_table(rows, methods, decimals=2) -> str:
     n_usual = usual_n(rows)
     cols = "lll r" + " rr" * len(methods)
-    out = [r"% passlab: test top-1 (%) mean $\pm$ std over seeds; speed-up = dense / pruned latency (measured).",
+    out = [r"% passlab: test top-1 (%) mean $\pm$ std over seeds; speed-up = dense / pruned latency (measured; ? flagged unreliable).",
            r"% Needs \usepackage{booktabs}.", r"\begin{tabular}{" + cols + "}", r"\toprule"]
     h1 = ["", "", "", ""] + [r"\multicolumn{2}{c}{" + _tex_escape(m) + "}" for m in methods]
     out.append(" & ".join(h1) + r" \\")
@@ -242,7 +250,7 @@ def latex_table(rows, methods, decimals=2) -> str:
                 acc += r"$^\dagger$"
             if c.missed_budget:
                 acc += r"$^\ddagger$"
-            cells += [acc, f"{c.speedup_mean:.2f}"]
+            cells += [acc, f"{c.speedup_mean:.2f}{_speed_mark(c)}"]
         out.append(" & ".join(cells) + r" \\")
     out += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(out) + "\n"
@@ -278,7 +286,7 @@ def write_tables_csv(path, rows, methods):
 
 METHOD_COLUMNS = ["dataset", "arch", "budget", "method", "n", "top1_mean", "top1_std", "delta_dense_mean",
                   "delta_dense_std", "mac_ratio_mean", "mac_ratio_std", "params_ratio_mean", "params_ratio_std",
-                  "speedup_mean", "speedup_std", "excluded", "missed_budget", "best"]
+                  "speedup_mean", "speedup_std", "speedup_unreliable", "excluded", "missed_budget", "best"]
 
 
 def write_methods_csv(path, rows, methods):
@@ -294,12 +302,13 @@ def write_methods_csv(path, rows, methods):
                 w.writerow([r.dataset, r.arch, repr(r.budget), m, c.n] + [_num(x) for x in (
                     c.top1_mean, c.top1_std, c.delta_mean, c.delta_std, c.mac_ratio_mean, c.mac_ratio_std,
                     c.params_ratio_mean, c.params_ratio_std, c.speedup_mean, c.speedup_std)] +
-                    [c.n_excluded, c.missed_budget, int(m in r.best)])
+                    [c.unreliable_speedup, c.n_excluded, c.missed_budget, int(m in r.best)])
 
 
 RUN_COLUMNS = ["run_id", "dataset", "arch", "budget", "method", "seed", "top1", "top5", "test_loss", "val_top1",
                "dense_top1", "macs", "dense_macs", "mac_ratio", "ops_full", "dense_ops_full", "params",
-               "dense_params", "budget_met", "latency_dense_ms", "latency_pruned_ms", "speedup", "latency_batch",
+               "dense_params", "budget_met", "latency_dense_ms", "latency_pruned_ms", "speedup", "speedup_spread",
+               "speedup_rounds", "speedup_unreliable", "load_1min_start", "load_1min_end", "cores", "latency_batch",
                "latency_device", "search_seconds", "finetune_seconds", "seconds", "world_size", "device", "path"]
 
 
@@ -346,8 +355,9 @@ def excluded_markdown(result, out_dir) -> str:
 
 LEGEND = ("Test top-1 (%) as mean ± std over {n} seed(s) per cell (other counts marked n=k; no ± with one "
           f"seed); **bold**: best mean "
-          f"top-1 of the row. Speed-up: dense latency / pruned latency as measured by passlab (mean over "
-          f"seeds). {DAGGER}: runs of this cell failed or are incomplete (below, not averaged in). "
+          f"top-1 of the row. Speed-up: median over interleaved rounds of dense / pruned latency as measured "
+          f"by passlab (mean over seeds); {UNRELIABLE}: some runs of the cell flagged it unreliable (per-round ratios "
+          f"spread more than eval.speedup_max_spread). {DAGGER}: runs of this cell failed or are incomplete (below, not averaged in). "
           f"{DDAGGER}: some runs missed the MAC budget.")
 
 

@@ -334,6 +334,9 @@ class Loader {
                                                 " must not exceed dist.bucket_mib = " + format_value(c.dist.bucket_mib));
     // An empty directory would silently write the results into the working directory.
     if (c.output.dir.empty()) fail(loc_of("output.dir"), "output.dir = \"\" is not allowed; allowed: a non-empty directory path");
+    if (c.eval.latency_warmup_max < c.eval.latency_warmup)
+      fail(loc_of("eval.latency_warmup_max"), "eval.latency_warmup_max = " + format_value(c.eval.latency_warmup_max) +
+                                                   " must not be below eval.latency_warmup = " + format_value(c.eval.latency_warmup));
     check_dataset_name("data.dataset", c.data.dataset);
     for (auto& d : c.sweep.datasets) check_dataset_name("sweep.datasets", d);
     if (!c.data.store.empty() && c.sweep.datasets.size() > 1)

@@ -192,9 +192,30 @@ std::vector<FieldSpec> make_fields() {
   range(prune(&PruneConfig::round_to, "round_to", "Round kept channel counts to a multiple of this (1: none)."), 1, 1024);
   prune(&PruneConfig::prune_residual, "prune_residual", "Also prune channels tied by residual additions (one group per stage).");
   // [eval]
-  range(e.add(bind("eval", "latency_batch", &Config::eval, &EvalConfig::latency_batch, "Batch size of the latency measurement.")), 1, kMaxBatch);
-  range(e.add(bind("eval", "latency_warmup", &Config::eval, &EvalConfig::latency_warmup, "Untimed forward passes before timing.")), 0, kMaxCount);
-  range(e.add(bind("eval", "latency_repeats", &Config::eval, &EvalConfig::latency_repeats, "Timed forward passes (median reported).")), 1, kMaxCount);
+  auto eval = [&](auto mem, const char* key, const char* doc) -> FieldSpec& {
+    return e.add(bind("eval", key, &Config::eval, mem, doc));
+  };
+  range(eval(&EvalConfig::latency_batch, "latency_batch", "Batch size of the latency measurement."), 1, kMaxBatch);
+  range(eval(&EvalConfig::latency_warmup, "latency_warmup",
+             "Untimed forward passes of each network before timing, at least (more until the times settle, see latency_warmup_tolerance)."),
+        0, kMaxCount);
+  range(eval(&EvalConfig::latency_repeats, "latency_repeats",
+             "Interleaved timing rounds (each times the dense and the compact network once, alternating which goes first); "
+             "the speed-up is the median of the per-round ratios."),
+        1, kMaxCount);
+  // Measurement-only keys: outside the run id, so that tuning the measurement keeps run ids.
+  range(eval(&EvalConfig::latency_warmup_max, "latency_warmup_max", "Untimed forward passes of each network before timing, at most."),
+        0, kMaxCount)
+      .in_run = false;
+  range(eval(&EvalConfig::latency_warmup_tolerance, "latency_warmup_tolerance",
+             "The warm-up ends when each network's last 3 times vary by less than this fraction ((max - min) / min)."),
+        0, std::nullopt, true)
+      .in_run = false;
+  range(eval(&EvalConfig::speedup_max_spread, "speedup_max_spread",
+             "A speed-up whose spread ((q75 - q25) / median of the per-round ratios) exceeds this is flagged unreliable "
+             "(summary@speedup_unreliable, a ? in inspect)."),
+        0, std::nullopt, true)
+      .in_run = false;
   // [sweep]
   auto sweep = [&](auto mem, const char* key, const char* doc) -> FieldSpec& {
     FieldSpec& f = e.add(bind("sweep", key, &Config::sweep, mem, doc));

@@ -49,8 +49,8 @@ struct Table {
   void root_attr(std::string name, Type t, unsigned files, Need need, std::string doc, std::string when = "") {
     add(Item::attribute, "/", std::move(name), t, files, need, std::move(doc), std::move(when));
   }
-  void summary(const char* name, Type t, unsigned files, std::string doc) {
-    add(Item::attribute, under(kSummary), name, t, files, Need::complete, std::move(doc));
+  void summary(const char* name, Type t, unsigned files, std::string doc, Need need = Need::complete, std::string when = "") {
+    add(Item::attribute, under(kSummary), name, t, files, need, std::move(doc), std::move(when));
   }
   void group(const char* name, unsigned files, Need need, std::string doc, std::string when = "") {
     add(Item::group, under(name), "", Type::none, files, need, std::move(doc), std::move(when));
@@ -133,9 +133,22 @@ std::vector<Entry> make_entries() {
   t.summary(kDenseOpsFull, Type::int64, P, "ops_full of the dense model.");
   t.summary(kMacRatio, Type::float64, P, "macs / dense_macs.");
   t.summary(kBudgetMet, Type::int64, P, "1 when mac_ratio is within prune.flops_tolerance of the budget, else 0.");
-  t.summary(kLatencyDenseMs, Type::float64, P, "Median forward latency of the dense model, ms per batch.");
-  t.summary(kLatencyPrunedMs, Type::float64, P, "Median forward latency of the pruned model, ms per batch.");
-  t.summary(kSpeedup, Type::float64, P, "latency_dense_ms / latency_pruned_ms.");
+  t.summary(kLatencyDenseMs, Type::float64, P, "Median forward latency of the dense model over the speed-up rounds, ms per batch.");
+  t.summary(kLatencyPrunedMs, Type::float64, P, "Median forward latency of the pruned model over the speed-up rounds, ms per batch.");
+  t.summary(kSpeedup, Type::float64, P,
+            "Median over interleaved rounds of the per-round ratio dense ms / pruned ms (not the ratio of the two medians).");
+  // The speed-up's trust: written by every prune task since the interleaved measurement, optional
+  // so that run files written before it still read and validate.
+  const std::string since = "every prune run file but those written before the interleaved speed-up";
+  t.summary(kSpeedupSpread, Type::float64, P, "(q75 - q25) / median of the per-round speed-up ratios.", Need::optional, since);
+  t.summary(kSpeedupRounds, Type::int64, P, "Interleaved timing rounds (eval.latency_repeats).", Need::optional, since);
+  t.summary(kSpeedupUnreliable, Type::int64, P, "1 when speedup_spread exceeds eval.speedup_max_spread, else 0.", Need::optional,
+            since);
+  t.summary(kLoad1minStart, Type::float64, P, "1-minute load average (/proc/loadavg) when the timing started; -1 if unreadable.",
+            Need::optional, since);
+  t.summary(kLoad1minEnd, Type::float64, P, "1-minute load average when the timing ended; -1 if unreadable.", Need::optional,
+            since);
+  t.summary(kCores, Type::int64, P, "Online cores of the machine that timed (to read the load against).", Need::optional, since);
   t.summary(kLatencyBatch, Type::int64, P, "Batch size of the latency measurement (eval.latency_batch).");
   t.summary(kLatencyDevice, Type::string, P, "Device the latency was measured on.");
 

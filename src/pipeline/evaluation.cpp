@@ -10,11 +10,16 @@ PrunedEvaluation evaluate_and_measure(const TaskContext& ctx, const TaskData& d,
   PrunedEvaluation r;
   r.test = finetuned.test();
   r.counts = compact.count();
-  r.latency_dense = prune::measure_latency(*dense.net, e.latency_batch, d.channels, d.size, e.latency_warmup, e.latency_repeats);
-  r.latency_pruned = prune::measure_latency(compact, e.latency_batch, d.channels, d.size, e.latency_warmup, e.latency_repeats);
-  PL_INFO("prune {}: test top-1 {:.2f}% (dense {:.2f}%), MACs {:.1f}%, latency {:.2f} → {:.2f} ms ({:.2f}x)", ctx.id,
-          100 * r.test.top1(), 100 * dense.top1, 100.0 * r.counts.macs / dense.counts.macs, r.latency_dense.median_ms,
-          r.latency_pruned.median_ms, r.latency_dense.median_ms / r.latency_pruned.median_ms);
+  r.speed = prune::measure_speedup(*dense.net, compact, e.latency_batch, d.channels, d.size, prune::speedup_options(e));
+  const auto& sp = r.speed;
+  PL_INFO("prune {}: test top-1 {:.2f}% (dense {:.2f}%), MACs {:.1f}%, latency {:.2f} → {:.2f} ms, speed-up {:.2f}x "
+          "(spread {:.2f} over {} rounds{}; load {:.2f} → {:.2f} on {} cores)",
+          ctx.id, 100 * r.test.top1(), 100 * dense.top1, 100.0 * r.counts.macs / dense.counts.macs, sp.dense_median_ms,
+          sp.compact_median_ms, sp.speedup, sp.spread, sp.rounds, sp.unreliable ? ", UNRELIABLE" : "", sp.load_start.load_1min,
+          sp.load_end.load_1min, sp.load_end.cores);
+  if (sp.unreliable)
+    PL_WARN("prune {}: speed-up spread {:.2f} exceeds eval.speedup_max_spread = {:.2f}; the run file flags it unreliable",
+            ctx.id, sp.spread, e.speedup_max_spread);
   return r;
 }
 

@@ -136,11 +136,18 @@ void write_run_file(const TaskContext& ctx, const PruneOutcome& out) {
     write_counts(s, rf::kDenseMacs, rf::kDenseParams, rf::kDenseOpsFull, out.dense.counts);
     s.set_attr(rf::kMacRatio, static_cast<double>(ev.counts.macs) / static_cast<double>(out.dense.counts.macs));
     s.set_attr(rf::kBudgetMet, static_cast<int64_t>(alloc.met_budget));
-    s.set_attr(rf::kLatencyDenseMs, ev.latency_dense.median_ms);
-    s.set_attr(rf::kLatencyPrunedMs, ev.latency_pruned.median_ms);
-    s.set_attr(rf::kSpeedup, ev.latency_dense.median_ms / ev.latency_pruned.median_ms);
-    s.set_attr(rf::kLatencyBatch, cfg.eval.latency_batch);
-    s.set_attr(rf::kLatencyDevice, ev.latency_pruned.device);
+    const auto& sp = ev.speed;
+    s.set_attr(rf::kLatencyDenseMs, sp.dense_median_ms);
+    s.set_attr(rf::kLatencyPrunedMs, sp.compact_median_ms);
+    s.set_attr(rf::kSpeedup, sp.speedup);
+    s.set_attr(rf::kSpeedupSpread, sp.spread);
+    s.set_attr(rf::kSpeedupRounds, sp.rounds);
+    s.set_attr(rf::kSpeedupUnreliable, static_cast<int64_t>(sp.unreliable));
+    s.set_attr(rf::kLoad1minStart, sp.load_start.load_1min);
+    s.set_attr(rf::kLoad1minEnd, sp.load_end.load_1min);
+    s.set_attr(rf::kCores, sp.load_end.cores);
+    s.set_attr(rf::kLatencyBatch, sp.batch);
+    s.set_attr(rf::kLatencyDevice, sp.device);
     if (cfg.output.save_weights) {
       auto weights = root.create_group(rf::kWeights);
       models::save_weights(out.compact, weights);

@@ -17,9 +17,7 @@
 
 namespace passlab::prune {
 
-LatencyResult measure_latency(models::Network& net, int64_t batch, int64_t in_channels, int64_t input_size, int64_t warmup,
-                              int64_t repeats, bool channels_last) {
-  PASSLAB_CHECK(batch >= 1 && repeats >= 1 && warmup >= 0, ConfigError, "latency: batch and repeats must be >= 1, warmup >= 0");
+at::Tensor latency_input(models::Network& net, int64_t batch, int64_t in_channels, int64_t input_size, bool channels_last) {
   at::Device dev = at::kCPU;
   at::ScalarType dtype = at::kFloat;
   for (const auto& p : net.parameters(true)) {
@@ -27,41 +25,43 @@ LatencyResult measure_latency(models::Network& net, int64_t batch, int64_t in_ch
     dtype = p.scalar_type();
     break;
   }
-  const bool was_training = net.is_training();
-  net.eval();
-  at::NoGradGuard no_grad;
   at::Tensor x = at::randn({batch, in_channels, input_size, input_size}, at::TensorOptions().device(dev).dtype(dtype));
-  if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+  return channels_last ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
+}
+
+double time_forward_ms(models::Network& net, const at::Tensor& x) {
+  if (x.device().is_cuda()) {
+#ifdef PASSLAB_WITH_CUDA
+    // Events on the current stream time the GPU work of this pass only, not queued earlier work.
+    auto stream = at::cuda::getCurrentCUDAStream(x.device().index());
+    at::cuda::CUDAEvent start(cudaEventDefault), stop(cudaEventDefault);
+    start.record(stream);
+    (void)net.forward(x);
+    stop.record(stream);
+    stop.synchronize();
+    return static_cast<double>(start.elapsed_time(stop));
+#else
+    PASSLAB_CHECK(false, NotImplementedError, "latency on " + x.device().str() + " needs a CUDA-enabled build");
+#endif
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  (void)net.forward(x);
+  auto t1 = std::chrono::steady_clock::now();
+  return std::chrono::duration<double, std::milli>(t1 - t0).count();
+}
+
+LatencyResult measure_latency(models::Network& net, int64_t batch, int64_t in_channels, int64_t input_size, int64_t warmup,
+                              int64_t repeats, bool channels_last) {
+  PASSLAB_CHECK(batch >= 1 && repeats >= 1 && warmup >= 0, ConfigError, "latency: batch and repeats must be >= 1, warmup >= 0");
+  InferenceScope scope(net);
+  const at::Tensor x = latency_input(net, batch, in_channels, input_size, channels_last);
   LatencyResult r;
   r.batch = batch;
-  r.device = dev.str();
+  r.device = x.device().str();
   r.channels_last = channels_last;
   for (int64_t i = 0; i < warmup; ++i) (void)net.forward(x);
   r.samples_ms.reserve(repeats);
-#ifdef PASSLAB_WITH_CUDA
-  if (dev.is_cuda()) {
-    auto stream = at::cuda::getCurrentCUDAStream(dev.index());
-    stream.synchronize();
-    for (int64_t i = 0; i < repeats; ++i) {
-      at::cuda::CUDAEvent start(cudaEventDefault), stop(cudaEventDefault);
-      start.record(stream);
-      (void)net.forward(x);
-      stop.record(stream);
-      stop.synchronize();
-      r.samples_ms.push_back(static_cast<double>(start.elapsed_time(stop)));
-    }
-  }
-#endif
-  if (!dev.is_cuda()) {
-    for (int64_t i = 0; i < repeats; ++i) {
-      auto t0 = std::chrono::steady_clock::now();
-      (void)net.forward(x);
-      auto t1 = std::chrono::steady_clock::now();
-      r.samples_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-    }
-  }
-  PASSLAB_CHECK(!r.samples_ms.empty(), NotImplementedError, "latency on " + r.device + " needs a CUDA-enabled build");
-  net.train(was_training);
+  for (int64_t i = 0; i < repeats; ++i) r.samples_ms.push_back(time_forward_ms(net, x));
   std::vector<double> s = r.samples_ms;
   std::sort(s.begin(), s.end());
   const size_t n = s.size();

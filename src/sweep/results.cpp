@@ -174,6 +174,7 @@ Row read_row(const fs::path& file, const fs::path& dir) {
       row.macs = opt_int(s, rf::kMacs);
       row.mac_ratio = dense ? 1.0 : opt_double(s, rf::kMacRatio);
       row.speedup = opt_double(s, rf::kSpeedup);
+      row.speedup_unreliable = opt_int(s, rf::kSpeedupUnreliable, 0) != 0;
     }
   } catch (const IOError& e) {
     row.status = "damaged";
@@ -222,15 +223,19 @@ std::string format_table(const std::vector<Row>& rows, bool with_dense) {
     std::snprintf(b, sizeof b, fmt, v);
     return std::string(b);
   };
+  int unreliable = 0;
   for (auto& r : rows) {
     if (!with_dense && r.kind == rf::kDenseKind) continue;
+    // An unreliable speed-up keeps its number but never shows without its mark.
+    const bool flag = r.speedup_unreliable && r.speedup >= 0;
+    unreliable += flag;
     std::string secs = r.seconds < 0 ? "-" : num(r.seconds, "%.0fs");
     std::snprintf(line.data(), line.size(), kLayout, r.status.c_str(), r.id.c_str(), wm,
                   r.method.empty() ? "-" : r.method.c_str(), wa, r.arch.empty() ? "-" : r.arch.c_str(), wd,
                   r.dataset.empty() ? "-" : r.dataset.c_str(), r.kind == rf::kDenseKind ? "1.00" : num(r.budget, "%.2f").c_str(),
                   r.seed < 0 ? "-" : std::to_string(r.seed).c_str(), num(100 * r.top1, "%.2f").c_str(),
                   r.macs < 0 ? "-" : std::to_string(r.macs).c_str(), num(100 * r.mac_ratio, "%.1f").c_str(),
-                  num(r.speedup, "%.2f").c_str(), secs.c_str());
+                  (num(r.speedup, "%.2f") + (flag ? "?" : "")).c_str(), secs.c_str());
     out += line.data();
     if (r.status != rf::kComplete && !r.error.empty()) {
       std::string e = r.error.size() > 300 ? r.error.substr(0, 300) + "..." : r.error;
@@ -238,6 +243,10 @@ std::string format_table(const std::vector<Row>& rows, bool with_dense) {
              e + "\n";
     }
   }
+  if (unreliable > 0)
+    out += "? " + std::to_string(unreliable) + " speed-up" + (unreliable > 1 ? "s" : "") +
+           " unreliable: the per-round ratios spread more than eval.speedup_max_spread (summary@speedup_spread); "
+           "re-measure on a quieter machine\n";
   return out;
 }
 
@@ -298,6 +307,7 @@ fs::path write_index(const fs::path& dir) {
   col_i("macs", [](const Row& r) { return r.macs; });
   col_d("mac_ratio", [](const Row& r) { return r.mac_ratio; });
   col_d("speedup", [](const Row& r) { return r.speedup; });
+  col_i("speedup_unreliable", [](const Row& r) { return static_cast<int64_t>(r.speedup_unreliable); });
   col_d("seconds", [](const Row& r) { return r.seconds; });
   col_i("attempts", [](const Row& r) { return r.attempts; });
   root.set_attr("kind", "sweep_index");

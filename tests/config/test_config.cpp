@@ -153,6 +153,19 @@ TEST(ConfigErrors, FirstBucketLargerThanBucket) {
   EXPECT_HAS(m, "dist.first_bucket_mib = 8.0 must not exceed dist.bucket_mib = 4.0");
 }
 
+TEST(ConfigErrors, WarmupCapBelowWarmupFloor) {
+  auto m = error_of("[eval]\nlatency_warmup = 5\nlatency_warmup_max = 2\n");
+  EXPECT_HAS(m, "eval.latency_warmup_max = 2 must not be below eval.latency_warmup = 5");
+}
+
+TEST(ConfigIdentity, SpeedupMeasurementKeysKeepTheRunId) {
+  // Tuning how the speed-up is measured does not change the network a run trains.
+  auto a = config::load_string("", "a.toml");
+  auto b = config::load_string("[eval]\nlatency_warmup_max = 7\nlatency_warmup_tolerance = 0.3\nspeedup_max_spread = 0.5\n", "b.toml");
+  EXPECT_EQ(config::run_id(a), config::run_id(b));
+  EXPECT_NE(config::run_id(a), config::run_id(config::load_string("[eval]\nlatency_repeats = 11\n", "c.toml")));
+}
+
 TEST(ConfigErrors, BadFilterKey) {
   auto m = error_of("[sweep]\nexclude = [{ archh = \"vgg16_bn\" }]\n");
   EXPECT_HAS(m, "sweep.exclude: unknown filter key 'archh'; did you mean 'arch'?");

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "passlab/config/config.hpp"
 #include "passlab/core/error.hpp"
 #include "passlab/data/loader.hpp"
@@ -11,6 +13,7 @@
 #include "passlab/dist/communicator.hpp"
 #include "passlab/dist/runtime.hpp"
 #include "passlab/io/hdf5.hpp"
+#include "passlab/io/run_schema.hpp"
 #include "passlab/models/factory.hpp"
 #include "passlab/models/weights.hpp"
 #include "passlab/pass/search.hpp"
@@ -114,6 +117,21 @@ TEST_F(TaskFixture, BaselineRunFileHasNoHypernetwork) {
   EXPECT_FALSE(f.root().has("prompt"));
   EXPECT_FALSE(f.root().has("metrics/search_loss"));
   EXPECT_NEAR(f.root().open_group("summary").attr_double("mac_ratio"), 0.5, 0.5 * 0.005 + 1e-12);
+  // The speed-up of the interleaved rounds and how far to trust it (values are timings: only
+  // their consistency is checked, never their size).
+  namespace rf = io::run_file;
+  auto s = f.root().open_group(rf::kSummary);
+  EXPECT_EQ(s.attr_int(rf::kSpeedupRounds), cfg.eval.latency_repeats);
+  const double speedup = s.attr_double(rf::kSpeedup), spread = s.attr_double(rf::kSpeedupSpread);
+  EXPECT_TRUE(std::isfinite(speedup) && speedup > 0);
+  EXPECT_TRUE(std::isfinite(spread) && spread >= 0);
+  EXPECT_EQ(s.attr_int(rf::kSpeedupUnreliable), spread > cfg.eval.speedup_max_spread ? 1 : 0);
+  EXPECT_GE(s.attr_int(rf::kCores), 1);
+  for (const char* a : {rf::kLoad1minStart, rf::kLoad1minEnd})
+    EXPECT_TRUE(s.attr_double(a) == -1 || s.attr_double(a) >= 0) << a;
+  EXPECT_GT(s.attr_double(rf::kLatencyDenseMs), 0);
+  EXPECT_GT(s.attr_double(rf::kLatencyPrunedMs), 0);
+  EXPECT_TRUE(rf::validate(f).empty());
   // /keep holds the criterion's plan on the dense weights, group by group.
   auto dense = models::make_model("resnet20", 4, 1, 16);
   models::load_weights(*dense, pipeline::dense_path(cfg));

@@ -143,7 +143,7 @@ def test_methods_csv_and_per_method_lines_hold_the_files_numbers(analysis_sweep,
         delta = [100 * (r["top1"] - r["dense_top1"]) for r in rs]
         macs = [r["macs"] / r["dense_macs"] for r in rs]
         params = [r["params"] / r["dense_params"] for r in rs]
-        speed = [r["latency_dense_ms"] / r["latency_pruned_ms"] for r in rs]
+        speed = [r["speedup"] for r in rs]  # the median per-round ratio, not a ratio of the two medians
         for col, xs in (("top1", top1), ("delta_dense", delta), ("mac_ratio", macs), ("params_ratio", params),
                         ("speedup", speed)):
             assert close(l[f"{col}_mean"], float(np.mean(xs)), 1e-6), (key, col)
@@ -155,6 +155,10 @@ def test_methods_csv_and_per_method_lines_hold_the_files_numbers(analysis_sweep,
         d = f"{np.mean(delta):+.2f}" + ("" if len(rs) == 1 else f" ± {sd(delta):.2f}")
         assert d in line, (d, line)
         assert f"{100 * np.mean(macs):.2f}" in line
+        # Runs that flagged their speed-up unreliable are counted and mark the cell's speed-up "?".
+        flagged = sum(1 for r in rs if int(r.get("speedup_unreliable", 0)) == 1)
+        assert int(l["speedup_unreliable"]) == flagged, key
+        assert line.rstrip(" |").endswith("×?") == (flagged > 0), line
 
 
 def test_paired_differences_and_kept_shares_match_the_files(analysis_sweep, capsys):

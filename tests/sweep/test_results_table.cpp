@@ -6,7 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "passlab/io/hdf5.hpp"
+#include "passlab/io/run_schema.hpp"
 #include "passlab/sweep/results.hpp"
+#include "support/test_util.hpp"
 
 using namespace passlab;
 
@@ -54,4 +57,46 @@ TEST(SweepTable, LongNamesKeepTheColumnsAligned) {
   // The method column starts at the same place and the name is whole.
   EXPECT_EQ(lines[0].find("method"), lines[2].find("pass_no_recurrence"));
   EXPECT_EQ(lines[0].find("method"), lines[3].find("l1_global"));
+}
+
+TEST(SweepTable, UnreliableSpeedupIsMarkedAndExplained) {
+  std::vector<sweep::Row> rows = {row("19e6d346f780", "l1_global", 0.5, 0.928), row("747fdaf049b7", "random_uniform", 0.5, 0.9272)};
+  // Reliable rows: the plain number, no explanation.
+  auto plain = lines_of(sweep::format_table(rows));
+  ASSERT_EQ(plain.size(), 3u);
+  EXPECT_EQ(plain[1].find("1.55?"), std::string::npos);
+  EXPECT_NE(plain[1].find("1.55"), std::string::npos);
+  // One unreliable row: its speed-up carries "?", the other's not, and a line after the table says why.
+  rows[0].speedup = 0.69;
+  rows[0].speedup_unreliable = true;
+  const auto lines = lines_of(sweep::format_table(rows));
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_NE(lines[1].find(" 0.69? "), std::string::npos) << lines[1];
+  EXPECT_EQ(lines[2].find('?'), std::string::npos) << lines[2];
+  EXPECT_EQ(lines[1].size(), lines[0].size());  // the mark fits the column
+  EXPECT_EQ(lines[3].rfind("? 1 speed-up unreliable", 0), 0u) << lines[3];
+  EXPECT_NE(lines[3].find("eval.speedup_max_spread"), std::string::npos);
+}
+
+TEST(SweepTable, ReadRowTakesTheFlagFromTheRunFile) {
+  namespace rf = io::run_file;
+  test::TempDir dir;
+  std::filesystem::create_directories(dir.path() / "runs");
+  auto write = [&](const char* id, int64_t unreliable, bool with_flag) {
+    const auto path = dir.path() / "runs" / (std::string(id) + ".h5");
+    io::AtomicWriter w(path);
+    w.root().set_attr(rf::kKind, rf::kPruneKind);
+    auto s = w.root().create_group(rf::kSummary);
+    s.set_attr(rf::kSpeedup, 0.69);
+    if (with_flag) s.set_attr(rf::kSpeedupUnreliable, unreliable);
+    w.commit();
+    return path;
+  };
+  EXPECT_TRUE(sweep::read_row(write("flagged", 1, true), dir.path()).speedup_unreliable);
+  EXPECT_FALSE(sweep::read_row(write("trusted", 0, true), dir.path()).speedup_unreliable);
+  // A file written before the flag existed reads as not flagged.
+  EXPECT_FALSE(sweep::read_row(write("older", 0, false), dir.path()).speedup_unreliable);
+  const auto table = sweep::format_table(sweep::scan_rows(dir.path()));
+  EXPECT_NE(table.find(" 0.69? "), std::string::npos) << table;
+  EXPECT_NE(table.find("? 1 speed-up unreliable"), std::string::npos) << table;
 }

@@ -94,10 +94,16 @@ struct PruneConfig {
   bool prune_residual = false;
 };
 
+// The speed-up measurement (prune/speedup.hpp): latency_warmup and latency_repeats are the
+// warm-up floor and the interleaved rounds; the keys after them only shape the measurement, not
+// the network, and are outside the run id.
 struct EvalConfig {
   int64_t latency_batch = 32;
   int64_t latency_warmup = 3;
   int64_t latency_repeats = 10;
+  int64_t latency_warmup_max = 30;
+  double latency_warmup_tolerance = 0.10;
+  double speedup_max_spread = 0.10;
 };
 
 // One include/exclude entry of [sweep]: unset fields match anything.

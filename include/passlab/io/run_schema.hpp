@@ -73,6 +73,12 @@ inline constexpr char kLatencyPrunedMs[] = "latency_pruned_ms";
 inline constexpr char kSpeedup[] = "speedup";
 inline constexpr char kLatencyBatch[] = "latency_batch";
 inline constexpr char kLatencyDevice[] = "latency_device";
+inline constexpr char kSpeedupSpread[] = "speedup_spread";
+inline constexpr char kSpeedupRounds[] = "speedup_rounds";
+inline constexpr char kSpeedupUnreliable[] = "speedup_unreliable";
+inline constexpr char kLoad1minStart[] = "load_1min_start";
+inline constexpr char kLoad1minEnd[] = "load_1min_end";
+inline constexpr char kCores[] = "cores";
 
 // Curves under /metrics: training curves are <stage>_<suffix> (stage "dense" in dense files,
 // "finetune" in run files), one value per epoch; search curves one value per search step.

@@ -2,6 +2,11 @@
 // Forward latency of a network: untimed warm-up passes, then timed repeats; the median is the
 // reported number. On CUDA devices each pass is timed with CUDA events (when passlab is built
 // with CUDA), on the CPU with a steady clock. Runs under no-grad in eval mode (mode restored).
+// The single-pass timer (time_forward_ms) and the inference scope are the one home of the timing
+// code: measure_latency and measure_speedup (speedup.hpp) both time through them.
+#include <ATen/core/Tensor.h>
+#include <c10/core/GradMode.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -18,7 +23,29 @@ struct LatencyResult {
   bool channels_last = false;
 };
 
-// Input: random normal [batch, in_channels, size, size] on the network's device.
+// Eval mode and no-grad for the lifetime of the scope; the network's mode is restored after.
+class InferenceScope {
+ public:
+  explicit InferenceScope(models::Network& net) : net_(net), was_training_(net.is_training()) { net_.eval(); }
+  ~InferenceScope() { net_.train(was_training_); }
+  InferenceScope(const InferenceScope&) = delete;
+  InferenceScope& operator=(const InferenceScope&) = delete;
+
+ private:
+  models::Network& net_;
+  bool was_training_;
+  c10::NoGradGuard no_grad_;
+};
+
+// Random normal input [batch, in_channels, size, size] on the network's device and dtype.
+at::Tensor latency_input(models::Network& net, int64_t batch, int64_t in_channels, int64_t input_size,
+                         bool channels_last = false);
+
+// Wall time of one forward pass of `net` on `x`, in ms: CUDA events on a CUDA device (throws
+// NotImplementedError without a CUDA build), a steady clock on the CPU.
+double time_forward_ms(models::Network& net, const at::Tensor& x);
+
+// Input: latency_input(...).
 LatencyResult measure_latency(models::Network& net, int64_t batch, int64_t in_channels, int64_t input_size,
                               int64_t warmup = 3, int64_t repeats = 10, bool channels_last = false);
 

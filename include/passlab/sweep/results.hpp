@@ -32,11 +32,13 @@ struct Row {
   std::string kind, id, status, method, arch, dataset, error;
   double budget = -1, top1 = -1, dense_top1 = -1, mac_ratio = -1, speedup = -1, seconds = -1;
   int64_t seed = -1, macs = -1, attempts = 0;
+  bool speedup_unreliable = false;  // summary@speedup_unreliable: format_table marks the speed-up "?"
 };
 Row read_row(const std::filesystem::path& file, const std::filesystem::path& results_dir);
 // Every result file under <dir>/dense and <dir>/runs (damaged ones as status "damaged"),
 // sorted by kind, dataset, arch, budget (descending), method, seed.
 std::vector<Row> scan_rows(const std::filesystem::path& results_dir);
+// Ends with a line explaining the "?" mark when a shown row has an unreliable speed-up.
 std::string format_table(const std::vector<Row>& rows, bool with_dense = true);
 // "12 complete, 1 failed, 0 damaged"
 std::string count_line(const std::vector<Row>& rows);

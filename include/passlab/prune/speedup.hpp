@@ -1,0 +1,79 @@
+#pragma once
+// Speed-up of a compact network over its dense one that survives a noisy machine: both networks
+// are timed in interleaved rounds within one call (round i times dense then compact when i is
+// even, compact then dense when odd, so a slow phase of the machine hits both and neither always
+// runs first), each round gives one ratio dense_ms / compact_ms, and the reported speed-up is the
+// median ratio with its spread. A ratio of two separate medians taken minutes apart compares two
+// machine states; a per-round ratio compares two passes a few ms apart.
+// The statistics (round_statistics, warmup_stable) are pure functions of the times, testable
+// without timing; measure_speedup does the timing through latency.hpp's single-pass timer.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "passlab/models/network.hpp"
+
+namespace passlab::config {
+struct EvalConfig;
+}
+
+namespace passlab::prune {
+
+// /proc/loadavg's 1-minute value (-1 where unreadable) and the online cores.
+struct MachineLoad {
+  double load_1min = -1;
+  int64_t cores = 0;
+};
+MachineLoad read_machine_load();
+
+struct RoundStatistics {
+  double speedup = 0;  // median of the per-round ratios dense_ms / compact_ms
+  double spread = 0;   // (q75 - q25) / median of the per-round ratios; 0 for one round
+  double dense_median_ms = 0, compact_median_ms = 0;
+  bool unreliable = false;  // spread > max_spread
+};
+
+// Quantile p in [0, 1] of `v` by linear interpolation between order statistics (numpy's default).
+double quantile(std::vector<double> v, double p);
+
+// Statistics of rounds: dense_ms[i] and compact_ms[i] are round i's times (equal, non-zero sizes).
+RoundStatistics round_statistics(const std::vector<double>& dense_ms, const std::vector<double>& compact_ms,
+                                 double max_spread);
+
+// True when the last `window` times vary by less than `tolerance` relative to their minimum:
+// (max - min) / min < tolerance. False with fewer than `window` times.
+bool warmup_stable(const std::vector<double>& times_ms, int64_t window, double tolerance);
+
+struct SpeedupOptions {
+  int64_t rounds = 10;
+  int64_t min_warmup = 3;          // warm-up passes per network at least ...
+  int64_t max_warmup = 30;         // ... and at most, when the times do not settle
+  int64_t warmup_window = 3;       // the last this many warm-up times of each network ...
+  double warmup_tolerance = 0.10;  // ... must vary by less than this for the warm-up to end
+  double max_spread = 0.10;        // spread above it flags the result unreliable
+  bool channels_last = false;
+  // Called before each timed pass (true: dense); tests record the order with it.
+  std::function<void(bool dense)> on_timed_pass;
+};
+
+// The options of [eval]: latency_repeats rounds, latency_warmup..latency_warmup_max warm-up
+// passes, latency_warmup_tolerance, speedup_max_spread.
+SpeedupOptions speedup_options(const config::EvalConfig& eval);
+
+struct SpeedupResult : RoundStatistics {
+  std::vector<double> dense_ms, compact_ms;  // per round
+  std::vector<uint8_t> dense_first;          // per round: 1 when dense ran first
+  int64_t rounds = 0, warmup_passes = 0;     // warm-up passes per network
+  bool warmup_stable = false;                // false: the warm-up hit max_warmup
+  MachineLoad load_start, load_end;
+  std::string device;
+  int64_t batch = 0;
+};
+
+// Both networks get the same random input [batch, in_channels, size, size] on the dense
+// network's device; both run in eval mode under no-grad (modes restored).
+SpeedupResult measure_speedup(models::Network& dense, models::Network& compact, int64_t batch, int64_t in_channels,
+                              int64_t input_size, const SpeedupOptions& options = {});
+
+}  // namespace passlab::prune

@@ -1,0 +1,112 @@
+#include "passlab/prune/speedup.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+
+#include "passlab/config/config.hpp"
+#include "passlab/core/check.hpp"
+#include "passlab/core/log.hpp"
+#include "passlab/prune/latency.hpp"
+
+namespace passlab::prune {
+
+MachineLoad read_machine_load() {
+  MachineLoad m;
+  std::ifstream in("/proc/loadavg");
+  double v = 0;
+  if (in >> v) m.load_1min = v;
+  const long n = sysconf(_SC_NPROCESSORS_ONLN);
+  m.cores = n > 0 ? static_cast<int64_t>(n) : 0;
+  return m;
+}
+
+double quantile(std::vector<double> v, double p) {
+  PASSLAB_CHECK(!v.empty() && p >= 0 && p <= 1, ConfigError, "quantile: needs values and p in [0, 1]");
+  std::sort(v.begin(), v.end());
+  const double h = p * static_cast<double>(v.size() - 1);
+  const size_t lo = static_cast<size_t>(std::floor(h));
+  const size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (h - static_cast<double>(lo)) * (v[hi] - v[lo]);
+}
+
+RoundStatistics round_statistics(const std::vector<double>& dense_ms, const std::vector<double>& compact_ms,
+                                 double max_spread) {
+  PASSLAB_CHECK(!dense_ms.empty() && dense_ms.size() == compact_ms.size(), ConfigError,
+                "speed-up: needs one dense and one compact time per round, at least one round");
+  std::vector<double> ratios(dense_ms.size());
+  for (size_t i = 0; i < ratios.size(); ++i) {
+    PASSLAB_CHECK(compact_ms[i] > 0, ConfigError, "speed-up: compact time of round " + std::to_string(i) + " is not > 0");
+    ratios[i] = dense_ms[i] / compact_ms[i];
+  }
+  RoundStatistics s;
+  s.speedup = quantile(ratios, 0.5);
+  s.spread = (quantile(ratios, 0.75) - quantile(ratios, 0.25)) / s.speedup;
+  s.dense_median_ms = quantile(dense_ms, 0.5);
+  s.compact_median_ms = quantile(compact_ms, 0.5);
+  s.unreliable = !(s.spread <= max_spread);  // NaN spread counts as unreliable
+  return s;
+}
+
+bool warmup_stable(const std::vector<double>& times_ms, int64_t window, double tolerance) {
+  if (window < 1 || static_cast<int64_t>(times_ms.size()) < window) return false;
+  auto [lo, hi] = std::minmax_element(times_ms.end() - window, times_ms.end());
+  return *lo > 0 && (*hi - *lo) / *lo < tolerance;
+}
+
+SpeedupOptions speedup_options(const config::EvalConfig& e) {
+  return {.rounds = e.latency_repeats,
+          .min_warmup = e.latency_warmup,
+          .max_warmup = e.latency_warmup_max,
+          .warmup_tolerance = e.latency_warmup_tolerance,
+          .max_spread = e.speedup_max_spread,
+          .channels_last = false,
+          .on_timed_pass = nullptr};
+}
+
+SpeedupResult measure_speedup(models::Network& dense, models::Network& compact, int64_t batch, int64_t in_channels,
+                              int64_t input_size, const SpeedupOptions& o) {
+  PASSLAB_CHECK(batch >= 1 && o.rounds >= 1 && o.min_warmup >= 0 && o.max_warmup >= o.min_warmup && o.warmup_window >= 1,
+                ConfigError, "speed-up: batch and rounds must be >= 1, 0 <= min_warmup <= max_warmup, warmup_window >= 1");
+  SpeedupResult r;
+  r.load_start = read_machine_load();
+  InferenceScope dense_scope(dense), compact_scope(compact);
+  const at::Tensor x = latency_input(dense, batch, in_channels, input_size, o.channels_last);
+  r.device = x.device().str();
+  r.batch = batch;
+  // Warm-up: alternating passes until both networks' recent times settle (caches, allocator,
+  // thread pool spin-up), at least min_warmup and at most max_warmup passes each.
+  std::vector<double> warm_dense, warm_compact;
+  while (r.warmup_passes < o.max_warmup) {
+    warm_dense.push_back(time_forward_ms(dense, x));
+    warm_compact.push_back(time_forward_ms(compact, x));
+    ++r.warmup_passes;
+    r.warmup_stable = warmup_stable(warm_dense, o.warmup_window, o.warmup_tolerance) &&
+                      warmup_stable(warm_compact, o.warmup_window, o.warmup_tolerance);
+    if (r.warmup_passes >= o.min_warmup && r.warmup_stable) break;
+  }
+  r.rounds = o.rounds;
+  r.dense_ms.resize(o.rounds);
+  r.compact_ms.resize(o.rounds);
+  r.dense_first.resize(o.rounds);
+  auto time_one = [&](bool is_dense, int64_t i) {
+    if (o.on_timed_pass) o.on_timed_pass(is_dense);
+    (is_dense ? r.dense_ms : r.compact_ms)[i] = time_forward_ms(is_dense ? dense : compact, x);
+  };
+  for (int64_t i = 0; i < o.rounds; ++i) {
+    const bool dense_first = i % 2 == 0;
+    r.dense_first[i] = dense_first;
+    time_one(dense_first, i);
+    time_one(!dense_first, i);
+  }
+  static_cast<RoundStatistics&>(r) = round_statistics(r.dense_ms, r.compact_ms, o.max_spread);
+  r.load_end = read_machine_load();
+  PL_DEBUG("speed-up on {}: {:.3f}x (spread {:.3f}{}) over {} rounds after {} warm-up passes{}; load {:.2f} → {:.2f} on {} cores",
+           r.device, r.speedup, r.spread, r.unreliable ? ", unreliable" : "", r.rounds, r.warmup_passes,
+           r.warmup_stable ? "" : " (not settled)", r.load_start.load_1min, r.load_end.load_1min, r.load_end.cores);
+  return r;
+}
+
+}  // namespace passlab::prune
