@@ -35,7 +35,6 @@
 
 #include "passlab/core/error.hpp"
 #include "passlab/core/log.hpp"
-#include "passlab/core/mpi_check.hpp"
 #include "passlab/dist/communicator.hpp"
 #include "passlab/dist/runtime.hpp"
 #include "passlab/models/factory.hpp"
@@ -95,17 +94,6 @@ int cores() {
 }
 
 const char* allocator() { return dlsym(RTLD_DEFAULT, "tc_malloc") ? "tcmalloc" : "glibc"; }
-
-// A barrier that does not busy-poll, so waiting ranks leave the cores to the measured phase.
-void quiet_barrier(MPI_Comm comm) {
-  MPI_Request req;
-  MPI_CHECK(MPI_Ibarrier(comm, &req));
-  int done = 0;
-  while (!done) {
-    MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
-    if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-}
 
 int64_t minor_faults() {
   rusage u{};
@@ -261,17 +249,17 @@ int main(int argc, char** argv) {
       double pl = 0, py = -1, py_tc = -1, one = 0, many = 0, faults = 0;
       std::string raw, raw_tc;
       if (rt.world_rank() == 0) pl = passlab_ips(m, batch, all_cores, *self, warmup, steps, setup, &faults);
-      quiet_barrier(rt.world());
+      group->vote_barrier();  // waits without busy-polling: the cores stay with the measured rank
       if (rt.world_rank() == 0 && python) py = pytorch_ips(m, batch, all_cores, warmup, steps, false, setup, &raw);
       if (rt.world_rank() == 0 && python_tcmalloc)
         py_tc = pytorch_ips(m, batch, all_cores, warmup, steps, true, setup, &raw_tc);
-      quiet_barrier(rt.world());
+      group->vote_barrier();
       if (rt.world_size() > 1 && !cuda) {
         Setup cpu;
         if (rt.world_rank() == 0) one = passlab_ips(m, batch, 1, *self, warmup, steps, cpu);
-        quiet_barrier(rt.world());
+        group->vote_barrier();
         many = passlab_ips(m, batch / rt.world_size(), 1, *group, warmup, steps, cpu);
-        quiet_barrier(rt.world());
+        group->vote_barrier();
       }
       if (rt.world_rank() == 0) {
         if (py < 0 && python) std::fprintf(stderr, "pytorch reference failed:\n%s\n", raw.c_str());
