@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <numeric>
 
 #ifdef PASSLAB_WITH_CUDA
@@ -16,6 +17,15 @@
 #include "passlab/core/log.hpp"
 
 namespace passlab::prune {
+
+double quantile(std::vector<double> v, double p) {
+  PASSLAB_CHECK(!v.empty() && p >= 0 && p <= 1, ConfigError, "quantile: needs values and p in [0, 1]");
+  std::sort(v.begin(), v.end());
+  const double h = p * static_cast<double>(v.size() - 1);
+  const size_t lo = static_cast<size_t>(std::floor(h));
+  const size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (h - static_cast<double>(lo)) * (v[hi] - v[lo]);
+}
 
 at::Tensor latency_input(models::Network& net, int64_t batch, int64_t in_channels, int64_t input_size, bool channels_last) {
   at::Device dev = at::kCPU;
@@ -62,13 +72,13 @@ LatencyResult measure_latency(models::Network& net, int64_t batch, int64_t in_ch
   for (int64_t i = 0; i < warmup; ++i) (void)net.forward(x);
   r.samples_ms.reserve(repeats);
   for (int64_t i = 0; i < repeats; ++i) r.samples_ms.push_back(time_forward_ms(net, x));
-  std::vector<double> s = r.samples_ms;
-  std::sort(s.begin(), s.end());
+  const auto& s = r.samples_ms;
   const size_t n = s.size();
-  r.median_ms = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+  r.median_ms = quantile(s, 0.5);
   r.mean_ms = std::accumulate(s.begin(), s.end(), 0.0) / static_cast<double>(n);
-  r.min_ms = s.front();
-  r.max_ms = s.back();
+  const auto [lo, hi] = std::minmax_element(s.begin(), s.end());
+  r.min_ms = *lo;
+  r.max_ms = *hi;
   PL_DEBUG("latency on {}: median {:.3f} ms over {} repeats (batch {})", r.device, r.median_ms, n, batch);
   return r;
 }

@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cmath>
 #include <fstream>
 
 #include "passlab/config/config.hpp"
@@ -21,15 +20,6 @@ MachineLoad read_machine_load() {
   const long n = sysconf(_SC_NPROCESSORS_ONLN);
   m.cores = n > 0 ? static_cast<int64_t>(n) : 0;
   return m;
-}
-
-double quantile(std::vector<double> v, double p) {
-  PASSLAB_CHECK(!v.empty() && p >= 0 && p <= 1, ConfigError, "quantile: needs values and p in [0, 1]");
-  std::sort(v.begin(), v.end());
-  const double h = p * static_cast<double>(v.size() - 1);
-  const size_t lo = static_cast<size_t>(std::floor(h));
-  const size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (h - static_cast<double>(lo)) * (v[hi] - v[lo]);
 }
 
 RoundStatistics round_statistics(const std::vector<double>& dense_ms, const std::vector<double>& compact_ms,

@@ -9,6 +9,7 @@
 
 #include "passlab/core/error.hpp"
 #include "passlab/models/factory.hpp"
+#include "passlab/prune/latency.hpp"
 #include "passlab/prune/slice.hpp"
 #include "passlab/prune/speedup.hpp"
 

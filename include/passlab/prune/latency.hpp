@@ -23,6 +23,10 @@ struct LatencyResult {
   bool channels_last = false;
 };
 
+// Quantile p in [0, 1] of `v` by linear interpolation between order statistics (numpy's default);
+// p = 0.5 is the median of measure_latency and of the speed-up rounds.
+double quantile(std::vector<double> v, double p);
+
 // Eval mode and no-grad for the lifetime of the scope; the network's mode is restored after.
 class InferenceScope {
  public:

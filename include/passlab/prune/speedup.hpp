@@ -34,9 +34,6 @@ struct RoundStatistics {
   bool unreliable = false;  // spread > max_spread
 };
 
-// Quantile p in [0, 1] of `v` by linear interpolation between order statistics (numpy's default).
-double quantile(std::vector<double> v, double p);
-
 // Statistics of rounds: dense_ms[i] and compact_ms[i] are round i's times (equal, non-zero sizes).
 RoundStatistics round_statistics(const std::vector<double>& dense_ms, const std::vector<double>& compact_ms,
                                  double max_spread);
