@@ -218,6 +218,7 @@ def _curve_grid(ds, arch, runs, methods, styles, out_dir, name, panels, xlabel, 
 def search_curves(ds, arch, runs, methods, styles, out_dir):
     return _curve_grid(ds, arch, runs, methods, styles, out_dir, "search_curves",
                        [("search_loss", "search loss", 1.0, None),
+                        ("search_ce", "masked network's CE", 1.0, None),
                         ("search_mac_ratio", "MAC ratio (% of dense)", 100.0, lambda b: 100 * b)],
                        "search step", f"{arch} on {ds}: mask search", "mean over " + _seeds(runs) + ", band = min..max",
                        lambda r: "search_loss" in r.curves)

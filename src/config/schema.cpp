@@ -173,6 +173,23 @@ std::vector<FieldSpec> make_fields() {
   range(search(&SearchConfig::lambda, "lambda", "Weight of the MAC-budget loss."), 0, std::nullopt);
   choices(search(&SearchConfig::flops_loss, "flops_loss", "Form of the budget loss: squared (F/F*-1)^2, abs |F/F*-1|, hinge max(0, F/F*-1)^2."),
           {"squared", "abs", "hinge"});
+  choices(search(&SearchConfig::bn_mode, "bn_mode",
+                 "BatchNorm of the masked forward in the search: eval (the dense model's running statistics) or batch "
+                 "(the batch's statistics, as after recalibration; running statistics are left untouched)."),
+          {"eval", "batch"});
+  range(search(&SearchConfig::distill, "distill",
+               "Weight d of distillation from the dense network: task loss (1-d) CE + d KL(dense || masked)."),
+        0, 1);
+  range(search(&SearchConfig::target_anneal, "target_anneal",
+               "Fraction of the search steps over which the MAC target falls linearly from the dense MACs to the budget; 0: the budget from the start."),
+        0, 1);
+  range(search(&SearchConfig::temperature_end, "temperature_end",
+               "> 0: tau decays geometrically from search.temperature to this value by the last step; 0: constant tau."),
+        0, std::nullopt);
+  search(&SearchConfig::cost_input, "cost_input",
+         "Feed each group's true MAC cost per channel (its producer and its consumers, relative to the mean group) to the hypernetwork.");
+  search(&SearchConfig::global_stats, "global_stats",
+         "Standardise the weight statistics over all prunable channels (keeping cross-layer scale, per-weight norms) instead of within each layer.");
   search(&SearchConfig::init_from, "init_from", "Run file whose hypernetwork, prompt encoder and prompt start the search (transfer).");
   range(search(&SearchConfig::taylor_batches, "taylor_batches", "Data batches for the taylor_global criterion."), 1, kMaxCount);
   range(search(&SearchConfig::log_every, "log_every", "Log search progress every N steps."), 1, kMaxSteps).in_run = false;

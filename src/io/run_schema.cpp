@@ -162,7 +162,7 @@ std::vector<Entry> make_entries() {
                 suffix == std::string("_val_top1") ? "the stage ran and has a validation split" : "the stage ran an epoch");
   for (const char* curve : kSearchCurves)
     t.dataset(kMetrics, curve, Type::float64, P, Need::optional,
-              std::string("Per search step: ") + (curve + std::string("search_").size()) + " (loss: cross-entropy plus lambda times the budget term).",
+              std::string("Per search step: ") + (curve + std::string("search_").size()) + " (loss: the task loss, cross-entropy or its mix with distillation, plus lambda times the budget term; target_ratio: the annealed MAC target).",
               "PASS methods");
 
   // The model and the pruning decision.

@@ -52,10 +52,30 @@ at::Tensor standardise_columns(const at::Tensor& x) {
   return torch::where(sd > 1e-12, out, torch::zeros_like(out));
 }
 
-std::vector<GroupInput> group_inputs(const models::PrunableNetwork& net, const std::vector<bool>& prunable) {
+namespace {
+// Marginal MACs of one channel of each group in the dense network: the producer's and every
+// consumer's share, which Structure::count knows (mac_share counts the producer only).
+std::vector<double> channel_costs(const models::Structure& s) {
+  const auto widths = s.widths();
+  const double dense = static_cast<double>(s.macs(widths));
+  std::vector<double> cost(widths.size(), 0.0);
+  for (size_t g = 0; g < widths.size(); ++g) {
+    if (widths[g] < 1) continue;
+    auto kept = widths;
+    kept[g] -= 1;
+    cost[g] = dense - static_cast<double>(s.macs(kept));
+  }
+  return cost;
+}
+}  // namespace
+
+std::vector<GroupInput> group_inputs(const models::PrunableNetwork& net, const std::vector<bool>& prunable,
+                                     bool global_stats) {
   torch::NoGradGuard no_grad;
   const auto shares = net.structure().mac_share();
+  const auto costs = channel_costs(net.structure());
   std::vector<GroupInput> out;
+  std::vector<at::Tensor> raw;  // [width, 4] per group, before standardisation
   for (int g = 0; g < net.num_groups(); ++g) {
     if (!prunable.at(static_cast<size_t>(g))) continue;
     GroupInput in;
@@ -63,16 +83,32 @@ std::vector<GroupInput> group_inputs(const models::PrunableNetwork& net, const s
     in.width = net.groups()[static_cast<size_t>(g)].width;
     auto w = net.group_conv_weight(g).detach().to(torch::kCPU, torch::kFloat).flatten(1);
     auto l1 = w.abs().sum(1), l2 = w.pow(2).sum(1).sqrt();
+    if (global_stats) {  // per weight and on a log scale, so layers of other fan-in compare
+      const double fan_in = static_cast<double>(w.size(1));
+      l1 = torch::log(l1 / fan_in + 1e-12);
+      l2 = torch::log(l2 / std::sqrt(fan_in) + 1e-12);
+    }
     auto gamma = net.group_bn_weight(g), beta = net.group_bn_bias(g);
     auto ga = gamma.defined() ? gamma.detach().to(torch::kCPU, torch::kFloat).abs() : torch::ones_like(l1);
     auto be = beta.defined() ? beta.detach().to(torch::kCPU, torch::kFloat) : torch::zeros_like(l1);
-    in.stats = standardise_columns(torch::stack({l1, l2, ga, be}, 1));
-    in.magnitude = in.stats.select(1, 0).clone();
+    raw.push_back(torch::stack({l1, l2, ga, be}, 1));
     in.log_width = std::log(static_cast<double>(in.width));
     in.mac_share = shares.at(static_cast<size_t>(g));
+    in.log_cost = std::log(std::max(costs.at(static_cast<size_t>(g)), 1.0));
     out.push_back(std::move(in));
   }
   if (out.empty()) throw ConfigError("PASS: the network has no prunable channel group");
+  double mean_log_cost = 0;
+  for (auto& in : out) mean_log_cost += in.log_cost / static_cast<double>(out.size());
+  at::Tensor all = global_stats ? standardise_columns(torch::cat(raw, 0)) : at::Tensor();
+  int64_t row = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    auto& in = out[i];
+    in.log_cost -= mean_log_cost;
+    in.stats = global_stats ? all.narrow(0, row, in.width).clone() : standardise_columns(raw[i]);
+    row += in.width;
+    in.magnitude = in.stats.select(1, 0).clone();
+  }
   return out;
 }
 
@@ -89,7 +125,7 @@ struct Layers : torch::nn::Module {
 
 HyperNetwork::HyperNetwork(std::vector<GroupInput> groups, HyperNetOptions opt) : groups_(std::move(groups)), opt_(opt) {
   auto L = std::make_shared<Layers>();
-  const int64_t H = opt_.hidden, E = opt_.embed, in_dim = 2 * E + 3;
+  const int64_t H = opt_.hidden, E = opt_.embed, in_dim = 2 * E + 4;
   if (opt_.use_prompt) {
     L->enc1 = L->register_module("enc1", torch::nn::Linear(opt_.prompt_channels * opt_.prompt_pool * opt_.prompt_pool, H));
     L->enc2 = L->register_module("enc2", torch::nn::Linear(H, 2 * H));
@@ -149,7 +185,9 @@ HyperOutput HyperNetwork::forward(const at::Tensor& prompt_image, bool soft_path
     } else {
       summary = torch::zeros({2 * opt_.embed}, h.options());
     }
-    auto extra = torch::tensor({static_cast<float>(g.log_width), static_cast<float>(g.mac_share)}, h.options());
+    auto extra = torch::tensor({static_cast<float>(g.log_width), static_cast<float>(g.mac_share),
+                                static_cast<float>(opt_.cost_input ? g.log_cost : 0.0)},
+                               h.options());
     // The no-recurrence ablation also drops the auto-regressive input.
     auto ratio_in = opt_.recurrent ? prev_ratio : torch::zeros({1}, h.options());
     auto x = torch::cat({summary, extra, ratio_in}).unsqueeze(0);

@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+#include <optional>
+
 #include "passlab/config/methods.hpp"
 #include "passlab/core/error.hpp"
 #include "passlab/core/log.hpp"
@@ -9,6 +12,7 @@
 #include "passlab/dist/communicator.hpp"
 #include "passlab/io/hdf5.hpp"
 #include "passlab/io/run_schema.hpp"
+#include "passlab/pass/batch_statistics.hpp"
 #include "passlab/tensorio/tensor_h5.hpp"
 
 namespace passlab::pass {
@@ -33,6 +37,7 @@ HyperNetOptions hyper_options(const config::SearchConfig& s, const std::string& 
   o.prompt_channels = channels;
   o.prompt_pool = s.prompt_pool;
   o.temperature = s.temperature;
+  o.cost_input = s.cost_input;
   return o;
 }
 
@@ -50,6 +55,35 @@ int64_t masks_hash(const std::vector<at::Tensor>& masks) {
   return static_cast<int64_t>(hash64(bytes.data(), bytes.size()) >> 1);
 }
 
+
+double SearchSchedule::target_ratio(int64_t step) const {
+  if (anneal_steps <= 0 || step >= anneal_steps) return budget;
+  const double done = static_cast<double>(step) / static_cast<double>(anneal_steps);
+  return 1.0 - (1.0 - budget) * done;
+}
+
+double SearchSchedule::temperature(int64_t step) const {
+  if (temperature_end <= 0 || steps <= 1) return temperature_start;
+  const double done = std::min(1.0, static_cast<double>(step) / static_cast<double>(steps - 1));
+  return temperature_start * std::pow(temperature_end / temperature_start, done);
+}
+
+SearchSchedule SearchSchedule::from(const config::Config& cfg) {
+  SearchSchedule s;
+  s.steps = cfg.search.steps;
+  s.budget = cfg.prune.budget;
+  s.anneal_steps = static_cast<int64_t>(std::llround(cfg.search.target_anneal * static_cast<double>(cfg.search.steps)));
+  s.temperature_start = cfg.search.temperature;
+  s.temperature_end = cfg.search.temperature_end;
+  return s;
+}
+
+at::Tensor distillation_loss(const at::Tensor& student_logits, const at::Tensor& teacher_logits) {
+  auto log_p_student = torch::log_softmax(student_logits.to(torch::kFloat), 1);
+  auto log_p_teacher = torch::log_softmax(teacher_logits.to(torch::kFloat), 1);
+  return (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(1).mean();
+}
+
 PassSearch::PassSearch(models::PrunableNetwork& net, const config::Config& cfg, const InputGeometry& input)
     : net_(net), cfg_(cfg), input_(input) {
   prunable_ = net_.structure().prunable(cfg_.prune.prune_residual);
@@ -62,7 +96,7 @@ PassSearch::PassSearch(models::PrunableNetwork& net, const config::Config& cfg, 
   }
   // Seeded so every rank of a group builds the same initial θ, ω (checked again after search).
   torch::manual_seed(derive_seed(static_cast<uint64_t>(cfg_.experiment.seed), 0x9a55));
-  hyper_ = std::make_shared<HyperNetwork>(group_inputs(net_, prunable_), opt);
+  hyper_ = std::make_shared<HyperNetwork>(group_inputs(net_, prunable_, cfg_.search.global_stats), opt);
   hyper_->to(device);
 }
 
@@ -137,19 +171,42 @@ SearchCurves PassSearch::run(data::BatchSource& train, dist::Communicator& comm,
   train::Trainer trainer(net_, comm, options);
   trainer.set_trainable(std::move(trainable));  // every rank starts from the leader's θ, ω, V
   const double dense_macs = static_cast<double>(net_.structure().count().macs);
-  const double target = cfg_.prune.budget * dense_macs;
+  const auto schedule = SearchSchedule::from(cfg_);
+  std::optional<BatchStatisticsMode> batch_stats;
+  if (s.bn_mode == "batch") batch_stats.emplace(net_);
   trainer.set_step([&](const data::Batch& b) {
+    const int64_t step = trainer.global_step();
+    hyper_->set_temperature(schedule.temperature(step));
+    // The previous step's batch-statistics forward moved the running statistics; its backward is
+    // done, so they can be put back now (not earlier: autograd checks their version).
+    if (batch_stats) batch_stats->restore();
+    at::Tensor teacher;
+    if (s.distill > 0) {  // the dense network as it is: no masks, running statistics, no prompt
+      torch::NoGradGuard ng;
+      net_.clear_masks();
+      if (batch_stats) batch_stats->set(false);
+      teacher = net_.forward(b.images).detach();
+    }
     auto out = hyper_->forward(prompt_ ? prompt_->image() : at::Tensor());
     net_.set_masks(hyper_->full_masks(out.masks, net_.num_groups()));
+    if (batch_stats) batch_stats->set(true);
     auto logits = net_.forward(prompt_ ? prompt_->forward(b.images) : b.images);
     auto ce = train::cross_entropy(logits, b.labels);
+    auto task = ce;
+    if (s.distill > 0) task = (1.0 - s.distill) * ce + s.distill * distillation_loss(logits, teacher).to(ce.scalar_type());
     auto macs = net_.masked_macs().to(ce.scalar_type());  // fp32 also under bf16 autocast
-    auto bt = budget_loss(macs, target, s.flops_loss);
-    train::StepOutput step{ce + s.lambda * bt, logits, {}};
-    step.values = {{"ce", ce.detach()}, {"budget_term", bt.detach()}, {"mac_ratio", macs.detach().to(torch::kDouble) / dense_macs}};
-    return step;
+    const double target = schedule.target_ratio(step);
+    auto bt = budget_loss(macs, target * dense_macs, s.flops_loss);
+    train::StepOutput out_step{task + s.lambda * bt, logits, {}};
+    out_step.values = {{"ce", ce.detach()},
+                       {"budget_term", bt.detach()},
+                       {"mac_ratio", macs.detach().to(torch::kDouble) / dense_macs},
+                       {"target_ratio", torch::full({}, target, torch::kDouble)}};
+    return out_step;
   });
   auto fit = trainer.fit(train);
+  batch_stats.reset();
+  hyper_->set_temperature(schedule.temperature(options.max_steps));
   net_.clear_masks();
   // Identical masks on every rank of the group (checked, not assumed).
   if (comm.size() > 1) {
@@ -161,6 +218,7 @@ SearchCurves PassSearch::run(data::BatchSource& train, dist::Communicator& comm,
   curves.ce = fit.curves.get("ce");
   curves.budget_term = fit.curves.get("budget_term");
   curves.mac_ratio = fit.curves.get("mac_ratio");
+  curves.target_ratio = fit.curves.get("target_ratio");
   curves.resumed_from_step = fit.resumed_from_step;
   return curves;
 }

@@ -122,7 +122,8 @@ void write_run_file(const TaskContext& ctx, const PruneOutcome& out) {
     auto metrics = root.create_group(rf::kMetrics);
     // In the order of the schema's kSearchCurves.
     const std::vector<double>* search_curves[] = {&out.plan.curves.loss, &out.plan.curves.ce,
-                                                  &out.plan.curves.budget_term, &out.plan.curves.mac_ratio};
+                                                  &out.plan.curves.budget_term, &out.plan.curves.mac_ratio,
+                                                  &out.plan.curves.target_ratio};
     static_assert(std::size(search_curves) == std::size(rf::kSearchCurves));
     for (size_t i = 0; i < std::size(search_curves); ++i) write_curve(metrics, rf::kSearchCurves[i], *search_curves[i]);
     write_training_curves(metrics, "finetune", fit);

@@ -7,7 +7,9 @@
 #include "passlab/core/error.hpp"
 #include "passlab/models/factory.hpp"
 #include "passlab/dist/communicator.hpp"
+#include "passlab/pass/batch_statistics.hpp"
 #include "passlab/pass/hypernet.hpp"
+#include "passlab/pass/search.hpp"
 #include "passlab/train/trainer.hpp"
 #include "pass/fixture.hpp"
 
@@ -226,4 +228,124 @@ TEST(PassInputs, StatisticsAreStandardisedPerLayer) {
   }
   EXPECT_GT(share, 0.9);
   EXPECT_LE(share, 1.0 + 1e-9);
+}
+
+TEST(PassInputs, ChannelCostIsProducerPlusConsumers) {
+  HyperNetOptions o;
+  auto s = make_setup("vgg11_bn", 32, o);
+  auto inputs = group_inputs(*s.net, s.net->structure().prunable(false));
+  ASSERT_GE(inputs.size(), 3u);
+  // VGG-11-BN, CIFAR stem, 32 px, 3x3 convs: 64 channels at 32x32 (from 3), pool, 128 at 16x16,
+  // pool, 256 at 8x8. One channel of a group costs its producer's MACs for that output channel
+  // plus the next conv's MACs for that input channel.
+  const double c0 = 32.0 * 32 * 9 * 3 + 16.0 * 16 * 9 * 128;
+  const double c1 = 16.0 * 16 * 9 * 64 + 8.0 * 8 * 9 * 256;
+  const double c2 = 8.0 * 8 * 9 * 128 + 8.0 * 8 * 9 * 256;
+  EXPECT_NEAR(inputs[0].log_cost - inputs[1].log_cost, std::log(c0 / c1), 1e-9);
+  EXPECT_NEAR(inputs[1].log_cost - inputs[2].log_cost, std::log(c1 / c2), 1e-9);
+  double mean = 0;
+  for (auto& in : inputs) mean += in.log_cost / static_cast<double>(inputs.size());
+  EXPECT_NEAR(mean, 0.0, 1e-9);  // relative to the mean group
+}
+
+TEST(PassInputs, GlobalStatisticsKeepCrossLayerScale) {
+  HyperNetOptions o;
+  auto s = make_setup("vgg11_bn", 32, o);
+  auto inputs = group_inputs(*s.net, s.net->structure().prunable(false), /*global_stats=*/true);
+  std::vector<at::Tensor> all;
+  double largest_group_mean = 0;
+  for (auto& in : inputs) {
+    all.push_back(in.stats);
+    largest_group_mean = std::max(largest_group_mean, std::abs(in.stats.select(1, 0).mean().item<double>()));
+    EXPECT_TRUE(torch::equal(in.magnitude, in.stats.select(1, 0)));
+  }
+  auto cat = torch::cat(all, 0);
+  EXPECT_LT(cat.mean(0).abs().max().item<float>(), 1e-4);
+  EXPECT_NEAR(cat.select(1, 0).std(false).item<float>(), 1.0, 1e-3);
+  // The per-weight L1 norm of a default-initialised conv scales with 1/sqrt(fan_in): layers of
+  // other fan-in sit at other levels, which per-layer standardisation would erase.
+  EXPECT_GT(largest_group_mean, 0.5);
+}
+
+TEST(PassSchedule, TargetAndTemperatureByHand) {
+  SearchSchedule s;
+  s.steps = 100;
+  s.anneal_steps = 50;
+  s.budget = 0.2;
+  s.temperature_start = 1.0;
+  s.temperature_end = 0.1;
+  EXPECT_DOUBLE_EQ(s.target_ratio(0), 1.0);
+  EXPECT_NEAR(s.target_ratio(25), 0.6, 1e-12);
+  EXPECT_NEAR(s.target_ratio(49), 1.0 - 0.8 * 49 / 50, 1e-12);
+  EXPECT_DOUBLE_EQ(s.target_ratio(50), 0.2);
+  EXPECT_DOUBLE_EQ(s.target_ratio(99), 0.2);
+  EXPECT_DOUBLE_EQ(s.temperature(0), 1.0);
+  EXPECT_NEAR(s.temperature(33), std::pow(0.1, 33.0 / 99.0), 1e-12);
+  EXPECT_NEAR(s.temperature(99), 0.1, 1e-12);
+  s.anneal_steps = 0;  // no annealing: the budget from step 0
+  s.temperature_end = 0;  // constant tau
+  EXPECT_DOUBLE_EQ(s.target_ratio(0), 0.2);
+  EXPECT_DOUBLE_EQ(s.temperature(99), 1.0);
+  config::Config cfg;
+  cfg.search.steps = 200;
+  cfg.search.target_anneal = 0.25;
+  cfg.prune.budget = 0.3;
+  auto from = SearchSchedule::from(cfg);
+  EXPECT_EQ(from.anneal_steps, 50);
+  EXPECT_DOUBLE_EQ(from.budget, 0.3);
+}
+
+TEST(PassDistill, KlDivergenceByHand) {
+  auto student = torch::tensor({{1.0, 0.0, -1.0}, {0.5, 0.5, 0.0}});
+  auto teacher = torch::tensor({{2.0, 0.0, 0.0}, {0.0, 0.0, 0.0}});
+  double expected = 0;
+  for (int i = 0; i < 2; ++i) {
+    double zs = 0, zt = 0;
+    for (int k = 0; k < 3; ++k) {
+      zs += std::exp(student[i][k].item<double>());
+      zt += std::exp(teacher[i][k].item<double>());
+    }
+    for (int k = 0; k < 3; ++k) {
+      const double pt = std::exp(teacher[i][k].item<double>()) / zt, ps = std::exp(student[i][k].item<double>()) / zs;
+      expected += pt * std::log(pt / ps) / 2.0;
+    }
+  }
+  EXPECT_NEAR(distillation_loss(student, teacher).item<double>(), expected, 1e-6);
+  EXPECT_NEAR(distillation_loss(teacher, teacher).item<double>(), 0.0, 1e-7);
+}
+
+TEST(PassBatchStatistics, BatchStatisticsInForwardRunningOnesRestored) {
+  torch::manual_seed(4);
+  torch::nn::Sequential net(torch::nn::Conv2d(torch::nn::Conv2dOptions(2, 3, 1)), torch::nn::BatchNorm2d(3));
+  net->eval();
+  auto bn = net[1]->as<torch::nn::BatchNorm2d>();
+  {
+    torch::NoGradGuard ng;
+    bn->running_mean.copy_(torch::tensor({0.3, -0.2, 0.1}));
+    bn->running_var.copy_(torch::tensor({2.0, 0.5, 1.5}));
+    bn->weight.copy_(torch::tensor({1.5, 0.7, -1.0}));
+    bn->bias.copy_(torch::tensor({0.1, 0.2, 0.3}));
+  }
+  auto mean0 = bn->running_mean.clone(), var0 = bn->running_var.clone();
+  auto x = torch::randn({8, 2, 4, 4});
+  at::Tensor out, conv;
+  {
+    BatchStatisticsMode mode(*net);
+    EXPECT_EQ(mode.size(), 1u);
+    mode.set(true);
+    out = net->forward(x);
+    conv = net[0]->as<torch::nn::Conv2d>()->forward(x).detach();
+    EXPECT_FALSE(torch::equal(bn->running_mean, mean0));  // a train-mode forward moved them ...
+    mode.restore();
+    EXPECT_TRUE(torch::equal(bn->running_mean, mean0));  // ... restore() puts them back
+    out = net->forward(x);
+  }
+  // By hand: each channel normalised with the batch's mean and biased variance.
+  auto mu = conv.mean({0, 2, 3}, true), var = conv.var({0, 2, 3}, /*unbiased=*/false, true);
+  auto expected = (conv - mu) / torch::sqrt(var + 1e-5) * bn->weight.view({1, 3, 1, 1}) + bn->bias.view({1, 3, 1, 1});
+  EXPECT_TRUE(torch::allclose(out, expected, 1e-4, 1e-5));
+  // After the scope: running statistics as before, BatchNorm back in eval mode.
+  EXPECT_TRUE(torch::equal(bn->running_mean, mean0));
+  EXPECT_TRUE(torch::equal(bn->running_var, var0));
+  EXPECT_FALSE(bn->is_training());
 }

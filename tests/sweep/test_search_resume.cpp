@@ -12,6 +12,7 @@
 
 #include "passlab/config/config.hpp"
 #include "passlab/io/hdf5.hpp"
+#include "passlab/io/run_schema.hpp"
 #include "passlab/sweep/plan.hpp"
 #include "passlab/sweep/results.hpp"
 #include "sweep/sweep_fixture.hpp"
@@ -82,7 +83,7 @@ SearchSweep search_sweep(const fs::path& dir, int64_t steps, int64_t finetune_ep
 void expect_complete_with_every_step(const SearchSweep& s, int64_t steps) {
   EXPECT_EQ(sweep::read_state(s.prune.path).kind, sweep::ResultState::Kind::complete);
   io::File f = io::open_complete(s.prune.path);
-  for (const char* curve : {"search_loss", "search_ce", "search_budget_term", "search_mac_ratio"})
+  for (const char* curve : passlab::io::run_file::kSearchCurves)
     EXPECT_EQ(f.root().read<double>(std::string("metrics/") + curve).size(), static_cast<size_t>(steps)) << curve;
   EXPECT_FALSE(fs::exists(s.search_ckpt.parent_path()));
 }

@@ -78,6 +78,17 @@ struct SearchConfig {
   double temperature = 1.0;
   double lambda = 2.0;
   std::string flops_loss = "squared";
+  // What the search optimises (docs/method.md): BatchNorm statistics of the masked forward,
+  // distillation from the dense network, schedules of the MAC target and of tau.
+  // Defaults from validation-only tuning (docs/method.md, README "Tuning").
+  std::string bn_mode = "batch";  // eval: running statistics; batch: the batch's (running ones untouched)
+  double distill = 0.5;           // weight of KL(dense || masked) in the task loss, the rest is CE
+  double target_anneal = 0.5;     // fraction of the steps over which the MAC target falls from 1 to the budget
+  double temperature_end = 0.0;  // > 0: tau decays geometrically from temperature to this by the last step
+  // What the hypernetwork sees: each group's true per-channel MAC cost, statistics that keep
+  // their scale across layers.
+  bool cost_input = false;
+  bool global_stats = false;
   std::string init_from;
   int64_t taylor_batches = 8;
   int64_t log_every = 10;

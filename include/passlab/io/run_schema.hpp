@@ -85,7 +85,8 @@ inline constexpr char kCores[] = "cores";
 inline constexpr char kTrainLossSuffix[] = "_train_loss";
 inline constexpr const char* kTrainingCurveSuffixes[] = {kTrainLossSuffix, "_train_top1", "_lr", "_val_top1",
                                                          "_epoch_seconds"};
-inline constexpr const char* kSearchCurves[] = {"search_loss", "search_ce", "search_budget_term", "search_mac_ratio"};
+inline constexpr const char* kSearchCurves[] = {"search_loss", "search_ce", "search_budget_term", "search_mac_ratio",
+                                                "search_target_ratio"};
 
 enum class Item { group, dataset, attribute };
 enum class Type { none, string, int64, float64, uint8, numeric };  // numeric: any stored tensor dtype

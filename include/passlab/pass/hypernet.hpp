@@ -4,9 +4,12 @@
 //    [0,1] pixel space, clamped, then normalised.
 //  * Prompt encoder g_ω: V → average-pool to pool×pool → MLP → (h₀, c₀) of the LSTM (tanh).
 //  * Weight statistics: per channel of each prunable group, the producing conv's L1 and L2
-//    norms and the BN |γ| and β, standardised within the layer. Step input x_i = [mean and max
+//    norms and the BN |γ| and β, standardised within the layer, or (global_stats) the norms per
+//    weight on a log scale and standardised over all prunable channels, which keeps the
+//    cross-layer scale that a global magnitude ranking uses. Step input x_i = [mean and max
 //    over channels of an embedding of those features, log width, the group's share of dense
-//    MACs, the previous group's keep ratio].
+//    MACs, the log of its true MAC cost per channel relative to the other groups (cost_input;
+//    0 otherwise), the previous group's keep ratio].
 //  * Hypernetwork θ: a one-layer LSTM over the prunable groups in forward order (or, for the
 //    no-recurrence ablation, a shared MLP over [x_i, h₀] without the auto-regressive input).
 //    Scores s_i = A_i h_i + b_i + α_i z_i, z_i the standardised channel L1 norm (the
@@ -57,11 +60,16 @@ struct GroupInput {
   at::Tensor magnitude;  // [width]: standardised L1 norm (z_i of the skip term)
   double log_width = 0;
   double mac_share = 0;  // the group's share of the dense MACs
+  // log of the MACs one channel of this group costs in the dense network (its producing conv
+  // and every consumer of the channel), minus the mean of that log over the prunable groups.
+  double log_cost = 0;
 };
 
 // Standardise each column of x [n, f] to zero mean and unit variance (a constant column → 0).
 at::Tensor standardise_columns(const at::Tensor& x);
-std::vector<GroupInput> group_inputs(const models::PrunableNetwork& net, const std::vector<bool>& prunable);
+// global_stats: see the header comment; false standardises within each layer.
+std::vector<GroupInput> group_inputs(const models::PrunableNetwork& net, const std::vector<bool>& prunable,
+                                     bool global_stats = false);
 
 // ---- hypernetwork -----------------------------------------------------------------------------
 
@@ -72,6 +80,7 @@ struct HyperNetOptions {
   bool use_stats = true;     // false: the statistics embedding is zeroed (pass_no_stats)
   bool stats_skip = true;    // α_i z_i term
   bool use_prompt = true;    // false: a learned initial state replaces g_ω(V) (pass_no_prompt)
+  bool cost_input = false;   // feed GroupInput::log_cost
   int64_t prompt_channels = 3;
   int64_t prompt_pool = 8;
   double temperature = 1.0;
@@ -92,6 +101,8 @@ class HyperNetwork : public torch::nn::Module {
   HyperOutput forward(const at::Tensor& prompt_image, bool soft_path = false);
   const std::vector<GroupInput>& groups() const { return groups_; }
   const HyperNetOptions& options() const { return opt_; }
+  // τ of the masks from now on (the search's temperature schedule).
+  void set_temperature(double tau) { opt_.temperature = tau; }
   // Masks for every group of the network (undefined = unprunable, keeps all channels).
   std::vector<at::Tensor> full_masks(const std::vector<at::Tensor>& per_input, int num_groups) const;
 

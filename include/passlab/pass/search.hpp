@@ -1,12 +1,15 @@
 #pragma once
-// PASS mask search (DESIGN.md §2): the backbone is frozen (eval-mode BN); the visual prompt V,
-// the prompt encoder ω and the hypernetwork θ are trained jointly with Adam on
-//   CE(masked, prompted network) + λ·budget_loss(F(m) / F_target),
+// PASS mask search (docs/method.md): the backbone is frozen; the visual prompt V, the prompt
+// encoder ω and the hypernetwork θ are trained jointly with Adam on
+//   (1-d)·CE(masked, prompted network) + d·KL(dense ‖ masked) + λ·budget_loss(F(m) / (r_t·F_dense)),
+// the masked forward normalised with batch statistics (search.bn_mode; running statistics
+// restored every step), r_t the MAC target annealed from 1 to the budget (SearchSchedule),
 // through train::Trainer (its step function, trainable set and step count): data-parallel over
 // a run group, each rank on its shard, only θ, ω and V gradients all-reduced; step checkpoints
-// (a preempted search resumes where it stopped), bf16 autocast on GPU with [dense] precision,
-// one divergence policy. Every rank ends with identical masks (checked by hash, not assumed).
-// The final scores go to the global allocator (prune/allocate.hpp), which meets the MAC budget.
+// (a preempted search resumes where it stopped, schedules included), bf16 autocast on GPU with
+// [dense] precision, one divergence policy. Every rank ends with identical masks (checked by
+// hash, not assumed). The final scores go to the global allocator (prune/allocate.hpp), which
+// meets the MAC budget.
 #include <ATen/core/Tensor.h>
 
 #include <filesystem>
@@ -36,8 +39,23 @@ HyperNetOptions hyper_options(const config::SearchConfig& search, const std::str
 
 struct SearchCurves {
   std::vector<double> loss, ce, budget_term, mac_ratio;  // per step, mean over the run group
+  std::vector<double> target_ratio;                      // the annealed MAC target, per step
   int64_t resumed_from_step = 0;                         // 0: the search started fresh
 };
+
+// The search's schedules, as functions of the step (0-based), so a resumed search continues
+// them where it stopped: the MAC target falls linearly from 1 to the budget over anneal_steps,
+// τ decays geometrically from temperature_start to temperature_end (0: constant) by the last step.
+struct SearchSchedule {
+  int64_t steps = 0, anneal_steps = 0;
+  double budget = 1.0, temperature_start = 1.0, temperature_end = 0.0;
+  double target_ratio(int64_t step) const;
+  double temperature(int64_t step) const;
+  static SearchSchedule from(const config::Config& cfg);
+};
+
+// KL(softmax(teacher) || softmax(student)), mean over the batch, in fp32.
+at::Tensor distillation_loss(const at::Tensor& student_logits, const at::Tensor& teacher_logits);
 
 struct InputGeometry {
   int64_t channels = 3;
@@ -55,7 +73,7 @@ class PassSearch {
   void init_from(const std::filesystem::path& run_file);
 
   // The search's trainer options from cfg: Adam (search.lr, search.weight_decay) at a constant
-  // rate for search.steps steps, [dense] precision, a frozen backbone left in eval mode, step
+  // rate for search.steps steps, [dense] precision, a frozen backbone (run() sets BatchNorm), step
   // curves logged every search.log_every steps, and a checkpoint at `checkpoint` every
   // search.checkpoint_every_steps steps (empty path or 0: none), removed when the search ends.
   static train::TrainerOptions trainer_options(const config::Config& cfg, c10::Device device, std::string label,

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The bounded search behind PASS's defaults (issue 17), on the validation split only:
+# experiments/fashion_mnist_tune.toml at 15 % MACs, one run per variant below, then the
+# baselines with their own knobs, then the table (python -m analysis.tuning).
+#   experiments/fashion_mnist_tune.sh [OUT_DIR] [SEED]
+# Each variant adds its assignments to the ones before it unless it starts from "base".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-results/fashion_mnist_tune}
+seed=${2:-0}
+passlab=${PASSLAB_BIN:-build/passlab}
+python=${PASSLAB_VENV:-$HOME/.local/share/passlab/venv}/bin/python
+
+log=$out/tune.log  # the sweep's own lines (they name test top-1, which tuning must not read)
+mkdir -p "$out"
+run() {  # run LABEL [--set ...]
+  local label=$1
+  shift
+  echo "tune: $label" >&2
+  "$passlab" run experiments/fashion_mnist_tune.toml --retry-failed --set "output.dir=\"$out\"" --set "experiment.seed=$seed" \
+    --set "experiment.description=\"$label\"" "$@" >>"$log" 2>&1 || { echo "tune: $label failed, see $log" >&2; return 1; }
+}
+
+# DESIGN.md §2 as first defined (the previous table's search), then one mechanism at a time.
+old=(--set 'search.bn_mode="eval"' --set search.distill=0 --set search.target_anneal=0 --set search.temperature_end=0
+     --set search.cost_input=false --set search.global_stats=false --set 'search.flops_loss="squared"')
+run "S0 first definition" "${old[@]}"
+run "S1 +bn batch" "${old[@]}" --set 'search.bn_mode="batch"'
+run "S2 +distill 0.5" "${old[@]}" --set 'search.bn_mode="batch"' --set search.distill=0.5
+run "S3 +anneal 0.5" "${old[@]}" --set 'search.bn_mode="batch"' --set search.distill=0.5 --set search.target_anneal=0.5
+run "S4 +cost, global stats" "${old[@]}" --set 'search.bn_mode="batch"' --set search.distill=0.5 --set search.target_anneal=0.5 \
+  --set search.cost_input=true --set search.global_stats=true
+run "S5 +tau 1->0.2" "${old[@]}" --set 'search.bn_mode="batch"' --set search.distill=0.5 --set search.target_anneal=0.5 \
+  --set search.cost_input=true --set search.global_stats=true --set search.temperature_end=0.2
+# Round 2, around S3 (batch statistics, distillation 0.5, target annealed over half the steps):
+# one knob at a time.
+s3=("${old[@]}" --set 'search.bn_mode="batch"' --set search.distill=0.5 --set search.target_anneal=0.5)
+run "R1 anneal 0.8" "${s3[@]}" --set search.target_anneal=0.8
+run "R2 distill 0" "${s3[@]}" --set search.distill=0
+run "R3 distill 1" "${s3[@]}" --set search.distill=1
+run "R4 bn eval" "${s3[@]}" --set 'search.bn_mode="eval"'
+run "R5 lr 0.003" "${s3[@]}" --set search.lr=0.003
+run "R6 400 steps" "${s3[@]}" --set search.steps=400
+run "R7 hinge" "${s3[@]}" --set 'search.flops_loss="hinge"'
+# The baselines at the same scale and budget, with their own knob (Taylor batches) given a try.
+for m in l1_uniform l1_global taylor_global; do run "baseline" --set "sweep.methods=[\"$m\"]"; done
+run "baseline taylor 32" --set 'sweep.methods=["taylor_global"]' --set search.taylor_batches=32
+"$python" -m analysis.tuning "$out"
