@@ -45,4 +45,7 @@ run "R7 hinge" "${s3[@]}" --set 'search.flops_loss="hinge"'
 # The baselines at the same scale and budget, with their own knob (Taylor batches) given a try.
 for m in l1_uniform l1_global taylor_global; do run "baseline" --set "sweep.methods=[\"$m\"]"; done
 run "baseline taylor 32" --set 'sweep.methods=["taylor_global"]' --set search.taylor_batches=32
+# The chosen setting (S3, the [search] defaults) and the baselines at the table's other budgets.
+run "S3 +anneal 0.5" "${s3[@]}" --set 'sweep.budgets=[0.5, 0.3]'
+run "baseline" --set 'sweep.methods=["l1_uniform", "l1_global", "taylor_global"]' --set 'sweep.budgets=[0.5, 0.3]'
 "$python" -m analysis.tuning "$out"

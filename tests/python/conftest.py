@@ -36,6 +36,7 @@ batch_size = 32
 steps = 4
 batch_size = 32
 log_every = 4
+lr = 0.01
 [finetune]
 epochs = 2
 batch_size = 64
