@@ -42,6 +42,12 @@ run "R4 bn eval" "${s3[@]}" --set 'search.bn_mode="eval"'
 run "R5 lr 0.003" "${s3[@]}" --set search.lr=0.003
 run "R6 400 steps" "${s3[@]}" --set search.steps=400
 run "R7 hinge" "${s3[@]}" --set 'search.flops_loss="hinge"'
+# Round 3: the budget met by projection (masks shifted by a multiple of each channel's MAC cost
+# every step) instead of the penalty, after R-round layer profiles showed the penalty keeping
+# the costliest (28x28) channels at 30 %.
+run "P1 projection" "${s3[@]}" --set 'search.budget_mode="projection"' --set 'sweep.budgets=[0.3, 0.15]'
+run "P2 projection + cost, global stats" "${s3[@]}" --set 'search.budget_mode="projection"' --set search.cost_input=true \
+  --set search.global_stats=true --set 'sweep.budgets=[0.3, 0.15]'
 # The baselines at the same scale and budget, with their own knob (Taylor batches) given a try.
 for m in l1_uniform l1_global taylor_global; do run "baseline" --set "sweep.methods=[\"$m\"]"; done
 run "baseline taylor 32" --set 'sweep.methods=["taylor_global"]' --set search.taylor_batches=32

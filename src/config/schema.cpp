@@ -186,6 +186,10 @@ std::vector<FieldSpec> make_fields() {
   range(search(&SearchConfig::temperature_end, "temperature_end",
                "> 0: tau decays geometrically from search.temperature to this value by the last step; 0: constant tau."),
         0, std::nullopt);
+  choices(search(&SearchConfig::budget_mode, "budget_mode",
+                 "How the search meets the MAC target: penalty (lambda times flops_loss in the loss) or projection (each step's "
+                 "masks keep channels with score > mu * their MAC cost, mu chosen so they meet the target exactly; no budget term)."),
+          {"penalty", "projection"});
   search(&SearchConfig::cost_input, "cost_input",
          "Feed each group's true MAC cost per channel (its producer and its consumers, relative to the mean group) to the hypernetwork.");
   search(&SearchConfig::global_stats, "global_stats",

@@ -201,6 +201,7 @@ HyperOutput HyperNetwork::forward(const at::Tensor& prompt_image, bool soft_path
     auto mapper = L.mappers[i]->as<torch::nn::Linear>();
     auto s = mapper->forward(h).squeeze(0);
     if (opt_.stats_skip) s = s + L.alpha[static_cast<int64_t>(i)] * g.magnitude.to(h.options());
+    if (cost_shift_ != 0) s = s - cost_shift_ * std::exp(g.log_cost);
     auto soft = torch::sigmoid(s / opt_.temperature);
     auto m = soft_path ? soft : straight_through_mask(s, opt_.temperature);
     prev_ratio = m.mean().unsqueeze(0);

@@ -78,6 +78,32 @@ SearchSchedule SearchSchedule::from(const config::Config& cfg) {
   return s;
 }
 
+double budget_shift(const models::Structure& structure, const std::vector<GroupInput>& groups,
+                    const std::vector<at::Tensor>& scores, double target_macs) {
+  std::vector<at::Tensor> s;
+  std::vector<double> cost;
+  double lo = 0, hi = 0;
+  for (size_t i = 0; i < groups.size(); ++i) {
+    s.push_back(scores.at(i).detach().to(torch::kCPU, torch::kDouble));
+    cost.push_back(std::exp(groups[i].log_cost));
+    lo = std::min(lo, s.back().min().item<double>() / cost.back() - 1.0);
+    hi = std::max(hi, s.back().max().item<double>() / cost.back() + 1.0);
+  }
+  auto macs_at = [&](double shift) {
+    auto kept = structure.widths();
+    for (size_t i = 0; i < groups.size(); ++i)
+      kept[static_cast<size_t>(groups[i].group)] =
+          std::max<int64_t>(1, (s[i] > shift * cost[i]).sum().item<int64_t>());
+    return static_cast<double>(structure.macs(kept));
+  };
+  if (macs_at(lo) <= target_macs) return lo;  // every channel fits
+  for (int it = 0; it < 60; ++it) {  // invariant: macs_at(lo) > target >= macs_at(hi)
+    const double mid = 0.5 * (lo + hi);
+    (macs_at(mid) > target_macs ? lo : hi) = mid;
+  }
+  return hi;
+}
+
 at::Tensor distillation_loss(const at::Tensor& student_logits, const at::Tensor& teacher_logits) {
   auto log_p_student = torch::log_softmax(student_logits.to(torch::kFloat), 1);
   auto log_p_teacher = torch::log_softmax(teacher_logits.to(torch::kFloat), 1);
@@ -187,7 +213,8 @@ SearchCurves PassSearch::run(data::BatchSource& train, dist::Communicator& comm,
       if (batch_stats) batch_stats->set(false);
       teacher = net_.forward(b.images).detach();
     }
-    auto out = hyper_->forward(prompt_ ? prompt_->image() : at::Tensor());
+    const double target = schedule.target_ratio(step);
+    auto out = forward_at(target);
     net_.set_masks(hyper_->full_masks(out.masks, net_.num_groups()));
     if (batch_stats) batch_stats->set(true);
     auto logits = net_.forward(prompt_ ? prompt_->forward(b.images) : b.images);
@@ -195,9 +222,10 @@ SearchCurves PassSearch::run(data::BatchSource& train, dist::Communicator& comm,
     auto task = ce;
     if (s.distill > 0) task = (1.0 - s.distill) * ce + s.distill * distillation_loss(logits, teacher).to(ce.scalar_type());
     auto macs = net_.masked_macs().to(ce.scalar_type());  // fp32 also under bf16 autocast
-    const double target = schedule.target_ratio(step);
     auto bt = budget_loss(macs, target * dense_macs, s.flops_loss);
-    train::StepOutput out_step{task + s.lambda * bt, logits, {}};
+    // Under projection the masks meet the target by construction: the term is only recorded.
+    const double lambda = s.budget_mode == "projection" ? 0.0 : s.lambda;
+    train::StepOutput out_step{task + lambda * bt, logits, {}};
     out_step.values = {{"ce", ce.detach()},
                        {"budget_term", bt.detach()},
                        {"mac_ratio", macs.detach().to(torch::kDouble) / dense_macs},
@@ -223,9 +251,33 @@ SearchCurves PassSearch::run(data::BatchSource& train, dist::Communicator& comm,
   return curves;
 }
 
+HyperOutput PassSearch::forward_at(double target_ratio) {
+  const auto prompt_image = [&] { return prompt_ ? prompt_->image() : at::Tensor(); };
+  if (cfg_.search.budget_mode != "projection") return hyper_->forward(prompt_image());
+  const double target_macs = target_ratio * static_cast<double>(net_.structure().count().macs);
+  const auto& groups = hyper_->groups();
+  hyper_->set_cost_shift(0);
+  {
+    torch::NoGradGuard ng;
+    auto first = hyper_->forward(prompt_image());
+    hyper_->set_cost_shift(budget_shift(net_.structure(), groups, first.scores, target_macs));
+  }
+  // The auto-regressive keep ratios of this pass follow the first pass's shift; the correction
+  // makes the masks meet the target whatever that changed.
+  auto out = hyper_->forward(prompt_image());
+  const double correction = budget_shift(net_.structure(), groups, out.scores, target_macs);
+  for (size_t i = 0; i < groups.size(); ++i) {
+    out.scores[i] = out.scores[i] - correction * std::exp(groups[i].log_cost);
+    out.soft[i] = torch::sigmoid(out.scores[i] / hyper_->options().temperature);
+    out.masks[i] = straight_through_mask(out.scores[i], hyper_->options().temperature);
+  }
+  hyper_->set_cost_shift(hyper_->cost_shift() + correction);
+  return out;
+}
+
 prune::GroupScores PassSearch::scores() {
   torch::NoGradGuard ng;
-  auto out = hyper_->forward(prompt_ ? prompt_->image() : at::Tensor());
+  auto out = forward_at(cfg_.prune.budget);
   prune::GroupScores scores(static_cast<size_t>(net_.num_groups()));
   const auto& groups = hyper_->groups();
   for (size_t i = 0; i < groups.size(); ++i)
@@ -235,7 +287,7 @@ prune::GroupScores PassSearch::scores() {
 
 std::vector<at::Tensor> PassSearch::masks() {
   torch::NoGradGuard ng;
-  auto out = hyper_->forward(prompt_ ? prompt_->image() : at::Tensor());
+  auto out = forward_at(cfg_.prune.budget);
   return hyper_->full_masks(out.masks, net_.num_groups());
 }
 

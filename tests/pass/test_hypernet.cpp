@@ -349,3 +349,36 @@ TEST(PassBatchStatistics, BatchStatisticsInForwardRunningOnesRestored) {
   EXPECT_TRUE(torch::equal(bn->running_var, var0));
   EXPECT_FALSE(bn->is_training());
 }
+
+TEST(PassBudget, ProjectionMeetsTargetAndCutsCostlyChannelsFirst) {
+  HyperNetOptions o;
+  auto s = make_setup("vgg11_bn", 32, o);
+  auto inputs = group_inputs(*s.net, s.net->structure().prunable(false));
+  const auto& st = s.net->structure();
+  const double dense = static_cast<double>(st.count().macs);
+  // Every channel equally important (score 1, the same spread of ties in every group): only the
+  // cost decides. Channels j get 1 + j/width·1e-3 so that groups are cut channel by channel.
+  std::vector<at::Tensor> scores;
+  for (auto& in : inputs) scores.push_back(1.0 + torch::arange(in.width, torch::kDouble) / double(in.width) * 1e-3);
+  for (double budget : {0.6, 0.3}) {
+    const double shift = budget_shift(st, inputs, scores, budget * dense);
+    auto kept = st.widths();
+    for (size_t i = 0; i < inputs.size(); ++i)
+      kept[static_cast<size_t>(inputs[i].group)] =
+          std::max<int64_t>(1, (scores[i] > shift * std::exp(inputs[i].log_cost)).sum().item<int64_t>());
+    const double macs = static_cast<double>(st.macs(kept));
+    EXPECT_LE(macs, budget * dense) << budget;
+    EXPECT_GT(macs, 0.95 * budget * dense) << budget;  // not far below: the smallest such shift
+    // The costliest group keeps the smallest fraction, the cheapest the largest.
+    size_t costly = 0, cheap = 0;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      if (inputs[i].log_cost > inputs[costly].log_cost) costly = i;
+      if (inputs[i].log_cost < inputs[cheap].log_cost) cheap = i;
+    }
+    auto frac = [&](size_t i) { return double(kept[size_t(inputs[i].group)]) / double(inputs[i].width); };
+    EXPECT_LT(frac(costly), frac(cheap)) << budget;
+  }
+  // A target above the dense MACs keeps everything.
+  const double all = budget_shift(st, inputs, scores, 2 * dense);
+  for (size_t i = 0; i < inputs.size(); ++i) EXPECT_TRUE((scores[i] > all * std::exp(inputs[i].log_cost)).all().item<bool>());
+}

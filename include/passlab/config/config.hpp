@@ -85,6 +85,9 @@ struct SearchConfig {
   double distill = 0.5;           // weight of KL(dense || masked) in the task loss, the rest is CE
   double target_anneal = 0.5;     // fraction of the steps over which the MAC target falls from 1 to the budget
   double temperature_end = 0.0;  // > 0: tau decays geometrically from temperature to this by the last step
+  // penalty: lambda * flops_loss pulls the MACs to the target; projection: every step's masks are
+  // shifted by one multiplier of each channel's MAC cost until they meet the target exactly.
+  std::string budget_mode = "penalty";
   // What the hypernetwork sees: each group's true per-channel MAC cost, statistics that keep
   // their scale across layers.
   bool cost_input = false;

@@ -87,7 +87,7 @@ struct HyperNetOptions {
 };
 
 struct HyperOutput {
-  std::vector<at::Tensor> scores;  // per GroupInput, [width]
+  std::vector<at::Tensor> scores;  // per GroupInput, [width] (after the cost shift, if any)
   std::vector<at::Tensor> masks;   // straight-through masks, values exactly 0/1
   std::vector<at::Tensor> soft;    // σ(s/τ)
 };
@@ -103,6 +103,10 @@ class HyperNetwork : public torch::nn::Module {
   const HyperNetOptions& options() const { return opt_; }
   // τ of the masks from now on (the search's temperature schedule).
   void set_temperature(double tau) { opt_.temperature = tau; }
+  // Budget projection: from now on the scores are s − μ·c_i (c_i = exp(GroupInput::log_cost),
+  // the group's relative MAC cost per channel), so a costlier channel needs a higher s to stay.
+  void set_cost_shift(double mu) { cost_shift_ = mu; }
+  double cost_shift() const { return cost_shift_; }
   // Masks for every group of the network (undefined = unprunable, keeps all channels).
   std::vector<at::Tensor> full_masks(const std::vector<at::Tensor>& per_input, int num_groups) const;
 
@@ -110,6 +114,7 @@ class HyperNetwork : public torch::nn::Module {
   std::pair<at::Tensor, at::Tensor> initial_state(const at::Tensor& prompt_image);
   std::vector<GroupInput> groups_;
   HyperNetOptions opt_;
+  double cost_shift_ = 0;
   std::shared_ptr<torch::nn::Module> impl_;  // owns the torch::nn layers (defined in the .cpp)
 };
 

@@ -54,6 +54,13 @@ struct SearchSchedule {
   static SearchSchedule from(const config::Config& cfg);
 };
 
+// Budget projection (search.budget_mode = "projection"): the smallest shift Δ (to float
+// precision) for which the hard masks 1[s_i − Δ·c_i > 0] (c_i = exp(groups[i].log_cost), at
+// least one channel per group) count at most target_macs on `structure`. Negative when the
+// scores keep fewer MACs than the target; keeping every channel if even that is within it.
+double budget_shift(const models::Structure& structure, const std::vector<GroupInput>& groups,
+                    const std::vector<at::Tensor>& scores, double target_macs);
+
 // KL(softmax(teacher) || softmax(student)), mean over the batch, in fp32.
 at::Tensor distillation_loss(const at::Tensor& student_logits, const at::Tensor& teacher_logits);
 
@@ -95,6 +102,12 @@ class PassSearch {
   void save(io::Group& root) const;
 
  private:
+  // The hypernetwork's output for a MAC target (fraction of dense). With budget projection the
+  // cost shift is found from a first, gradient-free pass and corrected on the second, so the
+  // masks meet the target exactly and depend only on the parameters (a resumed search repeats
+  // them); with the penalty it is a plain forward.
+  HyperOutput forward_at(double target_ratio);
+
   models::PrunableNetwork& net_;
   config::Config cfg_;
   InputGeometry input_;
