@@ -44,6 +44,12 @@ TEST(Methods, RowsDescribeTheirFamilies) {
     } else {
       EXPECT_NE(m.criterion, "hypernet") << m.name;
       EXPECT_TRUE(m.prompt && m.recurrence && m.stats) << m.name;
+      if (m.regularisation != MethodRegularisation::none) {
+        // Named after their papers (depgraph, growreg): the group L2 criterion ranked globally.
+        EXPECT_EQ(m.criterion, "group_l2") << m.name;
+        EXPECT_EQ(m.allocation, MethodAllocation::global) << m.name;
+        continue;
+      }
       // The name's suffix says the allocation (l1_uniform, bn_scale_global, ...).
       const std::string suffix = m.allocation == MethodAllocation::global ? "_global" : "_uniform";
       EXPECT_TRUE(m.name.size() > suffix.size() && m.name.compare(m.name.size() - suffix.size(), suffix.size(), suffix) == 0)
@@ -55,6 +61,8 @@ TEST(Methods, RowsDescribeTheirFamilies) {
   EXPECT_FALSE(method_spec("pass_no_stats").stats);
   EXPECT_TRUE(method_spec("taylor_global").needs_data());
   EXPECT_FALSE(method_spec("l1_global").needs_data());
+  EXPECT_EQ(method_spec("depgraph").regularisation, MethodRegularisation::group_norm);
+  EXPECT_EQ(method_spec("growreg").regularisation, MethodRegularisation::growing);
 }
 
 TEST(Methods, SearchCostCountsTheBatchesTheMethodReads) {
@@ -67,6 +75,13 @@ TEST(Methods, SearchCostCountsTheBatchesTheMethodReads) {
   EXPECT_EQ(method_spec("taylor_global").search_images(c), 3.0 * 16);
   EXPECT_EQ(method_spec("l1_uniform").search_images(c), 0.0);
   EXPECT_EQ(method_spec("random_uniform").search_images(c), 0.0);
+  // The regularisation phase trains over the training split: epochs, counted by the estimate.
+  c.regularise.epochs = 4;
+  EXPECT_EQ(method_spec("depgraph").regularise_epochs(c), 4);
+  EXPECT_EQ(method_spec("growreg").regularise_epochs(c), 4);
+  EXPECT_EQ(method_spec("depgraph").search_images(c), 0.0);
+  EXPECT_EQ(method_spec("l1_global").regularise_epochs(c), 0);
+  EXPECT_EQ(method_spec("pass").regularise_epochs(c), 0);
 }
 
 TEST(Methods, UnknownNameIsAConfigErrorWithAHint) {
