@@ -4,6 +4,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "passlab/config/config.hpp"
 #include "passlab/core/error.hpp"
 #include "passlab/models/factory.hpp"
