@@ -12,12 +12,7 @@ namespace passlab::config {
 const char* to_string(MethodFamily f) { return f == MethodFamily::pass ? "pass" : "baseline"; }
 const char* to_string(MethodAllocation a) { return a == MethodAllocation::global ? "global" : "uniform"; }
 const char* to_string(MethodRegularisation r) {
-  switch (r) {
-    case MethodRegularisation::none: return "none";
-    case MethodRegularisation::group_norm: return "group_norm";
-    case MethodRegularisation::growing: return "growing";
-  }
-  return "?";
+  return r == MethodRegularisation::group_norm ? "group_norm" : r == MethodRegularisation::growing ? "growing" : "none";
 }
 
 namespace {

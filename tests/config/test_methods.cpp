@@ -13,10 +13,11 @@ using namespace passlab;
 using namespace passlab::config;
 
 TEST(Methods, RegistryHoldsThePaperMethodsOnce) {
-  // DESIGN.md §2: PASS, its three ablations and six baselines.
+  // DESIGN.md §2: PASS, its three ablations and six baselines; the paper's own baselines DepGraph
+  // and GrowReg (issue 23).
   const std::set<std::string> want = {"pass",      "pass_no_prompt",  "pass_no_recurrence", "pass_no_stats",
                                       "l1_uniform", "l1_global",       "l2_global",          "bn_scale_global",
-                                      "taylor_global", "random_uniform"};
+                                      "taylor_global", "random_uniform", "depgraph", "growreg"};
   std::set<std::string> have;
   for (auto& m : methods()) EXPECT_TRUE(have.insert(m.name).second) << "registered twice: " << m.name;
   EXPECT_EQ(have, want);

@@ -119,7 +119,10 @@ def test_depgraph_step_equals_group_norm_pruner(dump):
     ours = dump["depgraph"]
     changed = 0
     for k, v in ref.items():
-        np.testing.assert_allclose(ours[k], v, rtol=1e-5, atol=1e-7, err_msg=k)
+        # The updates, not the new weights: a weight that is both a channel's filter and another
+        # channel's input is shrunk by lr * reg * (gamma_a + gamma_b) close to 1, where the new
+        # value is a difference of nearly equal floats.
+        np.testing.assert_allclose(ours[k] - before[k], v - before[k], rtol=1e-4, atol=1e-9, err_msg=k)
         changed += int(not np.array_equal(v, before[k]))
     assert changed > 0
 
@@ -143,7 +146,7 @@ def test_growreg_step_equals_growing_reg_pruner(dump):
     for k, v in ref.items():
         if k in bn_scales:
             continue
-        np.testing.assert_allclose(ours[k], v, rtol=1e-5, atol=1e-7, err_msg=k)
+        np.testing.assert_allclose(ours[k] - before[k], v - before[k], rtol=1e-4, atol=1e-9, err_msg=k)
         checked += int(not np.array_equal(v, before[k]))
     assert checked > 0
     # BN scales: a BN right after a group's producing conv carries that group's coefficients.
@@ -151,4 +154,4 @@ def test_growreg_step_equals_growing_reg_pruner(dump):
         group = next(g for g in pruner._groups if model.get_submodule(name) in [d.target.module for d, _ in g])
         conv = (out_channel_modules(model, group) & set(coef)).pop()
         w = before[k]
-        np.testing.assert_allclose(ours[k], w - lr * coef[conv] * w, rtol=1e-5, atol=1e-7, err_msg=k)
+        np.testing.assert_allclose(ours[k] - w, -lr * coef[conv] * w, rtol=1e-4, atol=1e-9, err_msg=k)
