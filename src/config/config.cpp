@@ -322,7 +322,7 @@ class Loader {
   }
 
   void cross_check(const Config& c) const {
-    for (auto [name, t] : {std::pair<const char*, const TrainConfig*>{"dense", &c.dense}, {"finetune", &c.finetune}}) {
+    for (auto [name, t] : {std::pair<const char*, const TrainConfig*>{"dense", &c.dense}, {"finetune", &c.finetune}, {"regularise", &c.regularise}}) {
       if (t->schedule == "step" && t->milestones.empty())
         fail(loc_of(std::string(name) + ".schedule"), std::string(name) + ".schedule = \"step\" needs " + name +
                                                           ".milestones (a non-empty array of epochs)");

@@ -11,6 +11,9 @@ namespace passlab::config {
 
 const char* to_string(MethodFamily f) { return f == MethodFamily::pass ? "pass" : "baseline"; }
 const char* to_string(MethodAllocation a) { return a == MethodAllocation::global ? "global" : "uniform"; }
+const char* to_string(MethodRegularisation r) {
+  return r == MethodRegularisation::group_norm ? "group_norm" : r == MethodRegularisation::growing ? "growing" : "none";
+}
 
 namespace {
 
@@ -22,9 +25,10 @@ MethodSpec pass_variant(const char* name, bool prompt, bool recurrence, bool sta
                     .recurrence = recurrence, .stats = stats, .doc = doc};
 }
 
-MethodSpec baseline(const char* name, const char* criterion, MethodAllocation a, MethodData d, const char* doc) {
+MethodSpec baseline(const char* name, const char* criterion, MethodAllocation a, MethodData d, const char* doc,
+                    MethodRegularisation r = MethodRegularisation::none) {
   return MethodSpec{.name = name, .family = MethodFamily::baseline, .criterion = criterion, .allocation = a, .data = d,
-                    .doc = doc};
+                    .regularisation = r, .doc = doc};
 }
 
 std::vector<MethodSpec> make_methods() {
@@ -45,6 +49,15 @@ std::vector<MethodSpec> make_methods() {
       baseline("taylor_global", "taylor", A::global, D::taylor_batches,
                "First-order Taylor importance on search.taylor_batches training batches, ranked across groups."),
       baseline("random_uniform", "random", A::uniform, D::none, "Random channels (seeded), same fraction per group."),
+      baseline("depgraph", "group_l2", A::global, D::none,
+               "DepGraph group-sparsity pruning (Fang et al. 2023): regularise.epochs of sparse training with the group-norm "
+               "regulariser on every prunable group, then the group L2 importance (all weights coupled to a channel) "
+               "ranked across groups.",
+               MethodRegularisation::group_norm),
+      baseline("growreg", "group_l2", A::global, D::none,
+               "Growing Regularisation (Wang et al. 2021): the channels of the lowest group L2 importance at the budget get "
+               "an L2 penalty that grows every regularise.growreg_interval steps for regularise.epochs, then are removed.",
+               MethodRegularisation::growing),
   };
 }
 
@@ -57,6 +70,10 @@ double MethodSpec::search_images(const Config& task) const {
     case MethodData::taylor_batches: return double(task.search.taylor_batches) * double(task.search.batch_size);
   }
   return 0.0;
+}
+
+int64_t MethodSpec::regularise_epochs(const Config& task) const {
+  return regularisation == MethodRegularisation::none ? 0 : task.regularise.epochs;
 }
 
 const std::vector<MethodSpec>& methods() {
@@ -93,8 +110,11 @@ std::string methods_markdown() {
   o << "## Methods\n\n"
     << "The values of `prune.method` and `sweep.methods`, from the method registry in `src/config/methods.cpp`.\n"
     << "Data: the training batches a method reads to score channels before fine-tuning (none: weights only).\n"
+    << "Regularisation: the phase that trains a copy of the dense model with a sparsity penalty ([regularise]) "
+       "before the criterion ranks it.\n"
     << "PASS parts: what a PASS variant keeps of prompt, recurrence and weight statistics.\n\n"
-    << "| method | family | criterion | allocation | data | PASS parts | meaning |\n|---|---|---|---|---|---|---|\n";
+    << "| method | family | criterion | allocation | data | regularisation | PASS parts | meaning |\n"
+       "|---|---|---|---|---|---|---|---|\n";
   for (auto& m : methods()) {
     const char* data = m.data == MethodData::none ? "none"
                        : m.data == MethodData::search_steps ? "search.steps batches"
@@ -107,7 +127,7 @@ std::string methods_markdown() {
         if (on) parts += (parts.empty() ? "" : ", ") + std::string(what);
     }
     o << "| `" << m.name << "` | " << to_string(m.family) << " | " << m.criterion << " | " << to_string(m.allocation)
-      << " | " << data << " | " << parts << " | " << m.doc << " |\n";
+      << " | " << data << " | " << to_string(m.regularisation) << " | " << parts << " | " << m.doc << " |\n";
   }
   o << "\n";
   return o.str();

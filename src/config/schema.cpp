@@ -85,11 +85,10 @@ FieldSpec& choices(FieldSpec& f, std::vector<std::string> c) {
   return f;
 }
 
-void add_train(Builder& b, const char* s, TrainConfig Config::*sec_dense, FinetuneConfig Config::*sec_ft) {
-  auto add = [&](auto mem, const char* key, const char* doc) -> FieldSpec& {
-    if (sec_dense) return b.add(bind(s, key, sec_dense, mem, doc));
-    return b.add(bind(s, key, sec_ft, mem, doc));
-  };
+// The TrainConfig keys of a training section: [dense], [finetune], [regularise].
+template <class Section>
+void add_train(Builder& b, const char* s, Section Config::*sec) {
+  auto add = [&](auto mem, const char* key, const char* doc) -> FieldSpec& { return b.add(bind(s, key, sec, mem, doc)); };
   range(add(&TrainConfig::epochs, "epochs", "Training epochs."), 0, kMaxEpochs);
   range(add(&TrainConfig::batch_size, "batch_size", "Global batch size (split over the ranks of a run group)."), 1, kMaxBatch);
   range(add(&TrainConfig::eval_batch_size, "eval_batch_size", "Global batch size for evaluation."), 1, kMaxBatch);
@@ -148,9 +147,9 @@ std::vector<FieldSpec> make_fields() {
   model(&ModelConfig::pretrained, "pretrained", "HDF5 weights (analysis/export_torchvision.py) to start the dense model from; the head is replaced when class counts differ. \"{arch}\" is replaced by each task's architecture (e.g. \"weights/{arch}_imagenet.h5\").");
   // [dense], [finetune]
   size_t before = b.out.size();
-  add_train(b, "dense", &Config::dense, nullptr);
+  add_train(b, "dense", &Config::dense);
   for (size_t i = before; i < b.out.size(); ++i) b.out[i].in_dense = true;
-  add_train(b, "finetune", nullptr, &Config::finetune);
+  add_train(b, "finetune", &Config::finetune);
   e.add(bind("finetune", "keep_prompt", &Config::finetune, &FinetuneConfig::keep_prompt,
              "Keep the learned visual prompt on the input of the pruned network and fine-tune it too."));
   // [search]
@@ -201,6 +200,27 @@ std::vector<FieldSpec> make_fields() {
                "Checkpoint the search every N steps (a preempted prune task resumes its search there); 0: never."),
         0, kMaxSteps)
       .in_run = false;
+  // [regularise]
+  add_train(b, "regularise", &Config::regularise);
+  auto reg = [&](auto mem, const char* key, const char* doc) -> FieldSpec& {
+    return e.add(bind("regularise", key, &Config::regularise, mem, doc));
+  };
+  range(reg(&RegulariseConfig::depgraph_reg, "depgraph_reg",
+            "depgraph: coefficient of the group-norm regulariser (Torch-Pruning GroupNormPruner reg)."),
+        0, std::nullopt);
+  range(reg(&RegulariseConfig::depgraph_alpha, "depgraph_alpha",
+            "depgraph: a group's weakest channel is penalised alpha times its strongest, "
+            "alpha^((max-n)/(max-min)) in between (GroupNormPruner.regularize alpha)."),
+        1, std::nullopt);
+  range(reg(&RegulariseConfig::growreg_reg, "growreg_reg", "growreg: L2 coefficient of the removed channels at the first step."),
+        0, std::nullopt);
+  range(reg(&RegulariseConfig::growreg_delta, "growreg_delta",
+            "growreg: added to the coefficient every growreg_interval steps (GrowingRegPruner delta_reg)."),
+        0, std::nullopt);
+  range(reg(&RegulariseConfig::growreg_interval, "growreg_interval", "growreg: steps between two increments of the coefficient."),
+        1, kMaxSteps);
+  range(reg(&RegulariseConfig::growreg_cap, "growreg_cap", "growreg: the coefficient grows up to this value, then stays."),
+        0, std::nullopt);
   // [prune]
   auto prune = [&](auto mem, const char* key, const char* doc) -> FieldSpec& {
     return e.add(bind("prune", key, &Config::prune, mem, doc));
@@ -390,6 +410,8 @@ const std::vector<SectionSpec>& sections() {
       {"dense", "Training of the dense model (one per arch, dataset and seed; shared by its prune tasks)."},
       {"search", "PASS mask search: visual prompt, prompt encoder, recurrent hypernetwork, budget loss."},
       {"prune", "Method, MAC budget and allocation constraints."},
+      {"regularise", "Regularisation phase of depgraph and growreg: a copy of the dense model trained with a sparsity "
+                     "penalty (same keys as [dense], plus the regularisers' coefficients) before it is ranked and sliced."},
       {"finetune", "Fine-tuning of the compact network (same keys as [dense], plus keep_prompt)."},
       {"eval", "Latency measurement."},
       {"sweep", "Axes of the sweep and task selection. Not part of a run's identity."},

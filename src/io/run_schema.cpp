@@ -110,7 +110,10 @@ std::vector<Entry> make_entries() {
   t.root_attr(kFinishedAt, Type::string, B, Need::always, "UTC time the file was written (ISO 8601).");
   t.root_attr(kSeconds, Type::float64, B, Need::always, "Wall time of the task (of its last attempt when failed), seconds.");
   t.root_attr(kSearchSeconds, Type::float64, P, Need::complete,
-              "Seconds to find the kept channels (search or baseline scores) and agree on them.");
+              "Seconds to find the kept channels (search or baseline scores, regularisation phase included) and agree on them.");
+  t.root_attr(kRegulariseSeconds, Type::float64, P, Need::optional,
+              "Seconds of the regularisation phase of depgraph and growreg (part of search_seconds; 0 for other methods).",
+              "every prune run file but those written before depgraph and growreg");
   t.root_attr(kFinetuneSeconds, Type::float64, P, Need::complete, "Seconds of fine-tuning.");
   // Why it failed (written by the sweep, sweep/results.cpp write_failure):
   t.root_attr(kError, Type::string, B, Need::failed, "Why the task failed (the exception's text).");

@@ -4,6 +4,7 @@
 #include "passlab/data/loader.hpp"
 #include "passlab/dist/runtime.hpp"
 #include "passlab/pipeline/paths.hpp"
+#include "passlab/pipeline/regularise.hpp"
 #include "passlab/pipeline/stage_loaders.hpp"
 
 namespace passlab::pipeline {
@@ -50,11 +51,34 @@ MethodPlan baseline_plan(const TaskContext& ctx, const TaskData& d, models::Prun
   return p;
 }
 
+// depgraph: sparse training of a copy with the group-norm regulariser, then the criterion on the
+// copy. growreg: the criterion on the dense network picks the channels to remove, a copy is
+// trained with the growing penalty on them, and exactly those are removed from the copy.
+MethodPlan regularised_plan(const TaskContext& ctx, const TaskData& d, models::PrunableNetwork& dense) {
+  const auto& cfg = ctx.cfg;
+  const auto& spec = config::method_spec(cfg.prune.method);
+  const auto opt = prune::allocation_options(cfg.prune);
+  MethodPlan p;
+  RegularisedModel reg;
+  if (spec.regularisation == config::MethodRegularisation::group_norm) {
+    reg = regularise(ctx, d, dense, depgraph_penalty(cfg, dense.structure()));
+    p.alloc = prune::allocate_baseline(*reg.net, cfg.prune.method, opt, nullptr, 0, ctx.seed(kBaseline));
+  } else {
+    p.alloc = prune::allocate_baseline(dense, cfg.prune.method, opt, nullptr, 0, ctx.seed(kBaseline));
+    reg = regularise(ctx, d, dense, growreg_penalty(cfg, p.alloc, dense.structure()));
+  }
+  p.source = reg.net;
+  p.regularise_seconds = reg.seconds;
+  return p;
+}
+
 }  // namespace
 
 MethodPlan find_keep_plan(const TaskContext& ctx, const TaskData& d, models::PrunableNetwork& dense) {
-  MethodPlan p =
-      config::method_spec(ctx.cfg.prune.method).is_pass() ? pass_plan(ctx, d, dense) : baseline_plan(ctx, d, dense);
+  const auto& spec = config::method_spec(ctx.cfg.prune.method);
+  MethodPlan p = spec.is_pass()                                                 ? pass_plan(ctx, d, dense)
+                 : spec.regularisation != config::MethodRegularisation::none ? regularised_plan(ctx, d, dense)
+                                                                              : baseline_plan(ctx, d, dense);
   dense.clear_masks();
   return p;
 }

@@ -30,7 +30,7 @@ void run_prune_task(const config::Config& cfg, const dist::Runtime& rt, dist::Co
           100 * cfg.prune.budget, 100 * alloc.ratio(), alloc.macs, alloc.dense_macs,
           alloc.met_budget ? "" : " — budget NOT met within tolerance");
 
-  auto compact = prune::make_compact(*dense.net, alloc.keep);
+  auto compact = prune::make_compact(plan.source ? *plan.source : *dense.net, alloc.keep);
   compact->to(rt.device());
   pass::VisualPrompt* prompt = (plan.search && cfg.finetune.keep_prompt) ? plan.search->prompt() : nullptr;
   TrainedStage finetuned = finetune(ctx, d, *compact, prompt);

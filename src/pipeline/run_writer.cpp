@@ -155,6 +155,7 @@ void write_run_file(const TaskContext& ctx, const PruneOutcome& out) {
     }
     if (out.plan.search) out.plan.search->save(root);
     root.set_attr(rf::kSearchSeconds, out.search_seconds);
+    root.set_attr(rf::kRegulariseSeconds, out.plan.regularise_seconds);
     root.set_attr(rf::kFinetuneSeconds, out.finetuned.seconds);
     root.set_attr(rf::kSeconds, ctx.elapsed_s());
     w.commit();

@@ -7,6 +7,7 @@
 #include "passlab/core/check.hpp"
 #include "passlab/core/log.hpp"
 #include "passlab/core/rng.hpp"
+#include "passlab/prune/group_norm.hpp"
 
 namespace passlab::prune {
 
@@ -18,7 +19,8 @@ Criterion parse_criterion(const std::string& name) {
   if (name == "bn_scale") return Criterion::bn_scale;
   if (name == "taylor") return Criterion::taylor;
   if (name == "random") return Criterion::random;
-  throw ConfigError("unknown importance criterion '" + name + "' (allowed: l1, l2, bn_scale, taylor, random)");
+  if (name == "group_l2") return Criterion::group_l2;
+  throw ConfigError("unknown importance criterion '" + name + "' (allowed: l1, l2, bn_scale, taylor, random, group_l2)");
 }
 
 const char* to_string(Criterion c) {
@@ -28,12 +30,14 @@ const char* to_string(Criterion c) {
     case Criterion::bn_scale: return "bn_scale";
     case Criterion::taylor: return "taylor";
     case Criterion::random: return "random";
+    case Criterion::group_l2: return "group_l2";
   }
   return "?";
 }
 
 GroupScores weight_importance(const models::PrunableNetwork& net, Criterion c, uint64_t seed) {
   PASSLAB_CHECK(c != Criterion::taylor, InternalError, "taylor importance needs data: call taylor_importance()");
+  if (c == Criterion::group_l2) return group_magnitude(net);
   const auto& s = net.structure();
   GroupScores out(s.groups.size());
   at::NoGradGuard no_grad;

@@ -69,8 +69,10 @@ double forward_macs(const config::Config& t) {
 double estimate_cost(const config::Config& t, Task::Kind kind) {
   const double f = forward_macs(t), n = train_images(t);
   if (kind == Task::Kind::dense) return 3.0 * f * n * double(t.dense.epochs);
-  // Search (masked dense forward/backward), then fine-tuning of the compact network.
-  const double search = 3.0 * f * config::method_spec(t.prune.method).search_images(t);
+  // Search (masked dense forward/backward) or regularisation phase (dense training), then
+  // fine-tuning of the compact network.
+  const config::MethodSpec& m = config::method_spec(t.prune.method);
+  const double search = 3.0 * f * (m.search_images(t) + n * double(m.regularise_epochs(t)));
   const double finetune = 3.0 * f * t.prune.budget * n * double(t.finetune.epochs);
   return search + finetune;
 }

@@ -13,10 +13,11 @@ using namespace passlab;
 using namespace passlab::config;
 
 TEST(Methods, RegistryHoldsThePaperMethodsOnce) {
-  // DESIGN.md §2: PASS, its three ablations and six baselines.
+  // DESIGN.md §2: PASS, its three ablations and six baselines; the paper's own baselines DepGraph
+  // and GrowReg (issue 23).
   const std::set<std::string> want = {"pass",      "pass_no_prompt",  "pass_no_recurrence", "pass_no_stats",
                                       "l1_uniform", "l1_global",       "l2_global",          "bn_scale_global",
-                                      "taylor_global", "random_uniform"};
+                                      "taylor_global", "random_uniform", "depgraph", "growreg"};
   std::set<std::string> have;
   for (auto& m : methods()) EXPECT_TRUE(have.insert(m.name).second) << "registered twice: " << m.name;
   EXPECT_EQ(have, want);
@@ -44,6 +45,12 @@ TEST(Methods, RowsDescribeTheirFamilies) {
     } else {
       EXPECT_NE(m.criterion, "hypernet") << m.name;
       EXPECT_TRUE(m.prompt && m.recurrence && m.stats) << m.name;
+      if (m.regularisation != MethodRegularisation::none) {
+        // Named after their papers (depgraph, growreg): the group L2 criterion ranked globally.
+        EXPECT_EQ(m.criterion, "group_l2") << m.name;
+        EXPECT_EQ(m.allocation, MethodAllocation::global) << m.name;
+        continue;
+      }
       // The name's suffix says the allocation (l1_uniform, bn_scale_global, ...).
       const std::string suffix = m.allocation == MethodAllocation::global ? "_global" : "_uniform";
       EXPECT_TRUE(m.name.size() > suffix.size() && m.name.compare(m.name.size() - suffix.size(), suffix.size(), suffix) == 0)
@@ -55,6 +62,8 @@ TEST(Methods, RowsDescribeTheirFamilies) {
   EXPECT_FALSE(method_spec("pass_no_stats").stats);
   EXPECT_TRUE(method_spec("taylor_global").needs_data());
   EXPECT_FALSE(method_spec("l1_global").needs_data());
+  EXPECT_EQ(method_spec("depgraph").regularisation, MethodRegularisation::group_norm);
+  EXPECT_EQ(method_spec("growreg").regularisation, MethodRegularisation::growing);
 }
 
 TEST(Methods, SearchCostCountsTheBatchesTheMethodReads) {
@@ -67,6 +76,13 @@ TEST(Methods, SearchCostCountsTheBatchesTheMethodReads) {
   EXPECT_EQ(method_spec("taylor_global").search_images(c), 3.0 * 16);
   EXPECT_EQ(method_spec("l1_uniform").search_images(c), 0.0);
   EXPECT_EQ(method_spec("random_uniform").search_images(c), 0.0);
+  // The regularisation phase trains over the training split: epochs, counted by the estimate.
+  c.regularise.epochs = 4;
+  EXPECT_EQ(method_spec("depgraph").regularise_epochs(c), 4);
+  EXPECT_EQ(method_spec("growreg").regularise_epochs(c), 4);
+  EXPECT_EQ(method_spec("depgraph").search_images(c), 0.0);
+  EXPECT_EQ(method_spec("l1_global").regularise_epochs(c), 0);
+  EXPECT_EQ(method_spec("pass").regularise_epochs(c), 0);
 }
 
 TEST(Methods, UnknownNameIsAConfigErrorWithAHint) {

@@ -28,6 +28,7 @@ config::Config short_config(const std::filesystem::path& dir, const std::string&
   c.dense.epochs = 1;
   c.search.steps = 3;
   c.search.taylor_batches = 2;
+  c.regularise.epochs = 1;
   c.finetune.epochs = 1;
   return c;
 }
@@ -93,6 +94,10 @@ TEST(Methods, EveryRegisteredMethodRunsEndToEnd) {
     EXPECT_EQ(r.has(rf::kHypernet), m.is_pass());
     EXPECT_EQ(r.has(rf::kPrompt), m.is_pass() && m.prompt);
     EXPECT_EQ(r.has(std::string(rf::kMetrics) + "/" + rf::kSearchCurves[0]), m.is_pass());
+    // A regularisation phase (depgraph, growreg) took time, inside the search time; none elsewhere.
+    const double reg_s = r.attr_double(rf::kRegulariseSeconds);
+    EXPECT_EQ(reg_s > 0, m.regularisation != config::MethodRegularisation::none);
+    EXPECT_LE(reg_s, r.attr_double(rf::kSearchSeconds));
     // Every item written is declared, every required item is present, every type is right.
     EXPECT_EQ(joined(rf::validate(f)), "");
   }

@@ -62,6 +62,23 @@ struct FinetuneConfig : TrainConfig {
   }
 };
 
+// The regularisation phase of the methods that sparsify a copy of the dense model before their
+// criterion ranks it (config/methods.hpp: depgraph, growreg): its training (the [dense] keys) and
+// the regularisers' coefficients, as Torch-Pruning 1.6's GroupNormPruner and GrowingRegPruner
+// (prune/regularise.hpp).
+struct RegulariseConfig : TrainConfig {
+  double depgraph_reg = 1e-4;    // GroupNormPruner reg
+  double depgraph_alpha = 16.0;  // GroupNormPruner.regularize alpha (2^4): the weakest channel's penalty multiple
+  double growreg_reg = 0.0;      // penalty of the removed channels at step 0
+  double growreg_delta = 1e-4;   // added every growreg_interval steps
+  int64_t growreg_interval = 10;
+  double growreg_cap = 1.0;      // the penalty stops growing here
+  RegulariseConfig() {
+    epochs = 3;
+    lr = 0.01;
+  }
+};
+
 struct SearchConfig {
   int64_t steps = 200;
   int64_t batch_size = 128;
@@ -163,6 +180,7 @@ struct Config {
   TrainConfig dense;
   SearchConfig search;
   PruneConfig prune;
+  RegulariseConfig regularise;
   FinetuneConfig finetune;
   EvalConfig eval;
   SweepConfig sweep;

@@ -26,14 +26,22 @@ const char* to_string(MethodAllocation a);
 // forward and backward pass of the masked dense model, search.batch_size images.
 enum class MethodData { none, search_steps, taylor_batches };
 
+// A regularisation phase before the criterion (pipeline/regularise.hpp): none, DepGraph's
+// group-norm sparse training of every prunable group (Fang et al. 2023), or Growing
+// Regularisation's rising L2 penalty on the channels to be removed (Wang et al. 2021). Either
+// trains a copy of the dense model for regularise.epochs epochs; the copy is ranked and sliced.
+enum class MethodRegularisation { none, group_norm, growing };
+const char* to_string(MethodRegularisation r);
+
 struct MethodSpec {
   std::string name;
   MethodFamily family = MethodFamily::baseline;
   // Channel criterion: "hypernet" for PASS variants, else a prune::parse_criterion name
-  // ("l1", "l2", "bn_scale", "taylor", "random").
+  // ("l1", "l2", "bn_scale", "taylor", "random", "group_l2").
   std::string criterion;
   MethodAllocation allocation = MethodAllocation::global;
   MethodData data = MethodData::none;
+  MethodRegularisation regularisation = MethodRegularisation::none;
   // PASS parts this variant keeps (an ablation turns one off); all true for baselines.
   bool prompt = true, recurrence = true, stats = true;
   std::string doc;
@@ -43,6 +51,8 @@ struct MethodSpec {
   // Search cost in dense-model forward/backward image passes (3 MAC-units per image and MAC),
   // before fine-tuning: 0 for weight criteria.
   double search_images(const Config& task) const;
+  // Epochs of the regularisation phase over the training split (regularise.epochs), 0 without one.
+  int64_t regularise_epochs(const Config& task) const;
 };
 
 const std::vector<MethodSpec>& methods();

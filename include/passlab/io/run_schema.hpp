@@ -32,6 +32,7 @@ inline constexpr char kDevice[] = "device";
 inline constexpr char kFinishedAt[] = "finished_at";
 inline constexpr char kSeconds[] = "seconds";
 inline constexpr char kSearchSeconds[] = "search_seconds";
+inline constexpr char kRegulariseSeconds[] = "regularise_seconds";
 inline constexpr char kFinetuneSeconds[] = "finetune_seconds";
 inline constexpr char kError[] = "error";
 inline constexpr char kAttempts[] = "attempts";

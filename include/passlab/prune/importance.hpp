@@ -13,15 +13,18 @@
 
 namespace passlab::prune {
 
-enum class Criterion { l1, l2, bn_scale, taylor, random };
-Criterion parse_criterion(const std::string& name);  // "l1", "l2", "bn_scale", "taylor", "random"
+enum class Criterion { l1, l2, bn_scale, taylor, random, group_l2 };
+// "l1", "l2", "bn_scale", "taylor", "random", "group_l2"
+Criterion parse_criterion(const std::string& name);
 const char* to_string(Criterion c);
 
 using GroupScores = std::vector<at::Tensor>;  // [width_g] float64 CPU per group
 
 // l1: sum |W| of each producing conv's output filter; l2: sqrt of the sum of squares over all
 // producing convs; bn_scale: sum of |gamma| of the producing BNs (network slimming); random:
-// uniform [0,1) from a portable Rng(seed). taylor needs data: use taylor_importance.
+// uniform [0,1) from a portable Rng(seed); group_l2: the squared norm of every weight coupled to
+// the channel over the number of coupled layers (prune/group_norm.hpp group_magnitude). taylor
+// needs data: use taylor_importance.
 GroupScores weight_importance(const models::PrunableNetwork& net, Criterion c, uint64_t seed = 0);
 
 // Supplies (input, target) batches; returns false when exhausted. Batches must be on the
