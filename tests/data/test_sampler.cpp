@@ -96,11 +96,8 @@ TEST(Sampler, ResumeContinuesWhereItStopped) {
 }
 
 namespace {
-ShardedSampler grouped(int64_t n, int64_t rank, int64_t world, int64_t batch, int64_t group, uint64_t seed = 42) {
-  SamplerOptions o;
-  o.seed = seed;
-  o.rank = rank;
-  o.world = world;
+ShardedSampler grouped(int64_t n, int64_t rank, int64_t world, int64_t batch, int64_t group) {
+  SamplerOptions o = make(1, rank, world).options();
   o.global_batch = batch;
   o.group = group;
   return ShardedSampler(n, o);

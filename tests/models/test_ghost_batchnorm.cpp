@@ -31,6 +31,17 @@ GhostBatchNorm2d make_bn(int64_t channels, uint64_t seed) {
   return bn;
 }
 
+// torch::nn::BatchNorm2d holding `bn`'s parameters and running statistics.
+torch::nn::BatchNorm2d reference_of(const GhostBatchNorm2d& bn) {
+  torch::nn::BatchNorm2d ref(bn->channels());
+  at::NoGradGuard ng;
+  ref->weight.copy_(bn->weight);
+  ref->bias.copy_(bn->bias);
+  ref->running_mean.copy_(bn->running_mean);
+  ref->running_var.copy_(bn->running_var);
+  return ref;
+}
+
 at::Tensor input(int64_t n, int64_t c, uint64_t seed) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   return 1.5 + 2.0 * at::randn({n, c, 5, 4}, gen);
@@ -87,14 +98,7 @@ TEST(GhostBatchNorm, TrainingEqualsBatchNormPerGroupByHand) {
 TEST(GhostBatchNorm, OneGroupIsBatchNorm2d) {
   for (int64_t group : {0, 12}) {  // 0: the whole batch; 12: the batch is one group
     auto bn = make_bn(4, 4);
-    torch::nn::BatchNorm2d ref(4);
-    {
-      at::NoGradGuard ng;
-      ref->weight.copy_(bn->weight);
-      ref->bias.copy_(bn->bias);
-      ref->running_mean.copy_(bn->running_mean);
-      ref->running_var.copy_(bn->running_var);
-    }
+    auto ref = reference_of(bn);
     bn->group = group;
     bn->train();
     ref->train();
@@ -107,14 +111,7 @@ TEST(GhostBatchNorm, OneGroupIsBatchNorm2d) {
 
 TEST(GhostBatchNorm, EvalIsBatchNorm2dBitForBit) {
   auto bn = make_bn(6, 6);
-  torch::nn::BatchNorm2d ref(6);
-  {
-    at::NoGradGuard ng;
-    ref->weight.copy_(bn->weight);
-    ref->bias.copy_(bn->bias);
-    ref->running_mean.copy_(bn->running_mean);
-    ref->running_var.copy_(bn->running_var);
-  }
+  auto ref = reference_of(bn);
   bn->group = 2;  // irrelevant in eval mode
   bn->eval();
   ref->eval();
