@@ -4,6 +4,7 @@
 //
 //   mpirun -np 2 --oversubscribe --bind-to none build/bench/bench_train_throughput [--steps 4] [--warmup 1]
 //       [--models resnet18,resnet20] [--threads T (default: all cores)] [--no-python] [--python-tcmalloc]
+//       [--ghost-batch 32] [--bn-rounds 3]
 //   build/bench/bench_train_throughput --device cuda [--precision bf16] [--models resnet18:256,resnet50:64]
 //
 // Models (--models NAME[:BATCH],...), from passlab::models::make_model: resnet18 (CIFAR stem,
@@ -17,6 +18,11 @@
 // (6 x MACs per trained image) and utilisation can be derived.
 // Phases (others ranks wait without spinning): passlab 1 rank × all cores; PyTorch 1 process ×
 // all cores; on CPU only: passlab 1 rank × 1 thread; passlab N ranks × 1 thread (same global batch).
+// passlab_images_per_s trains with plain BatchNorm (statistics over the whole batch), like the
+// PyTorch reference. BatchNorm cost: ghost-batch BatchNorm (models/ghost_batchnorm.hpp, groups of
+// --ghost-batch samples, default 32 as model.ghost_batch) against plain BatchNorm on rank 0 × all
+// cores, in --bn-rounds alternating rounds (the first plain one is the passlab phase above);
+// "ghost_bn" gives the medians and ghost_over_plain = ghost / plain images/s (1: no cost).
 #include <ATen/ATen.h>
 #include <dlfcn.h>
 #include <sys/resource.h>
@@ -38,6 +44,7 @@
 #include "passlab/dist/communicator.hpp"
 #include "passlab/dist/runtime.hpp"
 #include "passlab/models/factory.hpp"
+#include "passlab/models/ghost_batchnorm.hpp"
 #include "passlab/train/trainer.hpp"
 
 #ifndef PASSLAB_BENCH_SOURCE_DIR
@@ -101,11 +108,24 @@ int64_t minor_faults() {
   return u.ru_minflt;
 }
 
-// Images/s of the passlab Trainer: `batch` per rank on `comm`, with `threads` intra-op threads.
+// The 1-minute load average (-1 when unknown): the bench reports it at its start and end.
+double load_1min() {
+  double l[1];
+  return getloadavg(l, 1) == 1 ? l[0] : -1;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? -1 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// Images/s of the passlab Trainer: `batch` per rank on `comm`, with `threads` intra-op threads,
+// BatchNorm statistics over groups of `bn_group` samples (0: the whole batch, plain BatchNorm).
 // `faults_per_step` (optional): minor page faults per timed step on this rank — the allocator
 // signature (glibc returns large buffers to the OS and faults them back every step).
 double passlab_ips(const ModelCase& m, int64_t batch, int threads, dist::Communicator& comm, int warmup, int steps,
-                   const Setup& setup, double* faults_per_step = nullptr) {
+                   const Setup& setup, double* faults_per_step = nullptr, int64_t bn_group = 0) {
   at::set_num_threads(threads);
   torch::manual_seed(0);
   auto net = models::make_model(m.arch, 10, m.in_ch, m.size, m.stem);
@@ -122,6 +142,7 @@ double passlab_ips(const ModelCase& m, int64_t batch, int threads, dist::Communi
   o.train.schedule = "constant";
   o.progress = "none";
   o.label = "bench";
+  o.bn_group = bn_group;
   train::Trainer t(*net, comm, o);
   std::vector<Clock::time_point> starts;
   Clock::time_point end;
@@ -181,7 +202,8 @@ double pytorch_ips(const ModelCase& m, int64_t batch, int threads, int warmup, i
 }  // namespace
 
 int main(int argc, char** argv) {
-  int warmup = 1, steps = 4, threads = 0;
+  int warmup = 1, steps = 4, threads = 0, bn_rounds = 3;
+  int64_t ghost_batch = 32;
   bool python = true, python_tcmalloc = false;
   const std::vector<ModelCase> known = {{"resnet18", 3, 32, "cifar"}, {"resnet20", 1, 28, "cifar"},
                                         {"resnet50", 3, 224, "imagenet"}};
@@ -196,6 +218,8 @@ int main(int argc, char** argv) {
     else if (a == "--models" && i + 1 < argc) models = argv[++i];
     else if (a == "--device" && i + 1 < argc) device = argv[++i];
     else if (a == "--precision" && i + 1 < argc) precision = argv[++i];
+    else if (a == "--ghost-batch" && i + 1 < argc) ghost_batch = std::atoll(argv[++i]);
+    else if (a == "--bn-rounds" && i + 1 < argc) bn_rounds = std::atoi(argv[++i]);
     else {
       std::fprintf(stderr, "bench_train_throughput: unknown argument %s\n", a.c_str());
       return 2;
@@ -242,7 +266,7 @@ int main(int argc, char** argv) {
     js << "{\"bench\": \"train_throughput\", \"allocator\": \"" << allocator() << "\", \"device\": \""
        << setup.device.str() << "\", \"precision\": \"" << (cuda ? precision : std::string("fp32"))
        << "\", \"ranks\": " << rt.world_size() << ", \"cores\": " << all_cores << ", \"warmup\": " << warmup
-       << ", \"steps\": " << steps << ", \"results\": [";
+       << ", \"steps\": " << steps << ", \"load_1min_start\": " << load_1min() << ", \"results\": [";
     for (size_t c = 0; c < cases.size(); ++c) {
       const auto& m = cases[c];
       const int64_t batch = m.batch;
@@ -250,6 +274,16 @@ int main(int argc, char** argv) {
       std::string raw, raw_tc;
       if (rt.world_rank() == 0) pl = passlab_ips(m, batch, all_cores, *self, warmup, steps, setup, &faults);
       group->vote_barrier();  // waits without busy-polling: the cores stay with the measured rank
+      // Ghost against plain BatchNorm, alternating so that a change of machine load hits both.
+      const int64_t ghost = std::min(ghost_batch, batch);
+      std::vector<double> plain_ips = {pl}, ghost_ips;
+      if (rt.world_rank() == 0 && bn_rounds > 0 && batch % ghost == 0) {
+        for (int k = 0; k < bn_rounds; ++k) {
+          if (k > 0) plain_ips.push_back(passlab_ips(m, batch, all_cores, *self, warmup, steps, setup, nullptr, 0));
+          ghost_ips.push_back(passlab_ips(m, batch, all_cores, *self, warmup, steps, setup, nullptr, ghost));
+        }
+      }
+      group->vote_barrier();
       if (rt.world_rank() == 0 && python) py = pytorch_ips(m, batch, all_cores, warmup, steps, false, setup, &raw);
       if (rt.world_rank() == 0 && python_tcmalloc)
         py_tc = pytorch_ips(m, batch, all_cores, warmup, steps, true, setup, &raw_tc);
@@ -273,6 +307,12 @@ int main(int argc, char** argv) {
           js << ", \"pytorch_tcmalloc_images_per_s\": " << py_tc << ", \"pytorch_tcmalloc_minor_faults_per_step\": "
              << json_number(raw_tc, "minor_faults_per_step");
         js << ", \"passlab_over_pytorch\": " << (py > 0 ? pl / py : -1);
+        if (!ghost_ips.empty()) {
+          const double mp = median(plain_ips), mg = median(ghost_ips);
+          js << ", \"ghost_bn\": {\"group\": " << ghost << ", \"rounds\": " << ghost_ips.size()
+             << ", \"plain_images_per_s\": " << mp << ", \"ghost_images_per_s\": " << mg
+             << ", \"ghost_over_plain\": " << (mp > 0 ? mg / mp : -1) << "}";
+        }
         if (rt.world_size() > 1 && !cuda)
           js << ", \"scaling\": {\"one_rank_one_thread_images_per_s\": " << one << ", \"ranks\": " << rt.world_size()
              << ", \"n_ranks_one_thread_each_images_per_s\": " << many
@@ -281,7 +321,7 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
       }
     }
-    js << "]}";
+    js << "], \"load_1min_end\": " << load_1min() << "}";
     if (rt.world_rank() == 0) std::printf("%s\n", js.str().c_str());
     return 0;
   });

@@ -329,6 +329,22 @@ class Loader {
       if (!std::is_sorted(t->milestones.begin(), t->milestones.end()))
         fail(loc_of(std::string(name) + ".milestones"), std::string(name) + ".milestones must be increasing");
     }
+    // Whole ghost groups per global batch: a remainder would be a group of another size.
+    // Whole ghost groups per global batch (a remainder would be a group of another size), and
+    // at least one per rank of a run group (data/sampler.hpp gives each rank whole groups).
+    for (auto [key, batch] : {std::pair<const char*, int64_t>{"dense.batch_size", c.dense.batch_size},
+                              {"finetune.batch_size", c.finetune.batch_size},
+                              {"search.batch_size", c.search.batch_size}}) {
+      const int64_t group = ghost_group(c.model.ghost_batch, batch);
+      if (batch % group != 0)
+        fail(loc_of(key), std::string(key) + " = " + std::to_string(batch) + " is not a multiple of model.ghost_batch = " +
+                              std::to_string(c.model.ghost_batch) + " (BatchNorm statistics groups); use a multiple, or change model.ghost_batch");
+      if (batch / group < c.dist.ranks_per_run)
+        fail(loc_of(key), std::string(key) + " = " + std::to_string(batch) + " holds " + std::to_string(batch / group) +
+                              " BatchNorm group(s) of model.ghost_batch = " + std::to_string(c.model.ghost_batch) +
+                              ", fewer than dist.ranks_per_run = " + std::to_string(c.dist.ranks_per_run) +
+                              "; every rank needs a whole group: raise the batch size or lower model.ghost_batch");
+    }
     if (c.dist.first_bucket_mib > c.dist.bucket_mib)
       fail(loc_of("dist.first_bucket_mib"), "dist.first_bucket_mib = " + format_value(c.dist.first_bucket_mib) +
                                                 " must not exceed dist.bucket_mib = " + format_value(c.dist.bucket_mib));

@@ -144,6 +144,11 @@ std::vector<FieldSpec> make_fields() {
   choices(model(&ModelConfig::arch, "arch", "Architecture (sweep.archs overrides it)."), known_archs());
   choices(model(&ModelConfig::stem, "stem", "ResNet stem: cifar (3x3, no max-pool), imagenet (7x7 + max-pool), auto (cifar below 64 px)."),
           {"auto", "cifar", "imagenet"});
+  range(model(&ModelConfig::ghost_batch, "ghost_batch",
+              "BatchNorm statistics in training are taken over groups of this many consecutive samples of the global batch "
+              "(ghost batches; the whole batch when it is smaller), so results do not depend on the number of ranks. "
+              "dense, finetune and search batch sizes must be multiples of it, and every rank of a run group gets at least one group."),
+        1, kMaxBatch);
   model(&ModelConfig::pretrained, "pretrained", "HDF5 weights (analysis/export_torchvision.py) to start the dense model from; the head is replaced when class counts differ. \"{arch}\" is replaced by each task's architecture (e.g. \"weights/{arch}_imagenet.h5\").");
   // [dense], [finetune]
   size_t before = b.out.size();

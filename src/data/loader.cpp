@@ -44,6 +44,10 @@ SamplerOptions sampler_options(const LoaderOptions& o) {
   s.seed = o.seed;
   s.rank = o.rank;
   s.world = o.world;
+  if (o.ghost_group > 0) {
+    s.global_batch = o.batch_size;
+    s.group = o.ghost_group;
+  }
   return s;
 }
 }  // namespace
@@ -68,6 +72,11 @@ Loader::Loader(SplitView view, LoaderOptions opt)
   // The worker threads are the parallelism; OpenCV's own pool would oversubscribe the cores.
   cv::setNumThreads(1);
 #endif
+  if (opt_.ghost_group > 0) {
+    // The sampler already cut the epoch into whole global batches: a batch is this rank's part.
+    opt_.batch_size = std::max<int64_t>(1, sampler_.rank_batch());
+    opt_.drop_last_batch = false;
+  }
   if (opt_.drop_last_batch && sampler_.per_rank() > 0 && sampler_.per_rank() < opt_.batch_size) {
     // Dropping the only (partial) batch would leave an empty epoch: keep it.
     PL_WARN("loader over {} ({} samples per rank) keeps its one partial batch of the requested {}", view_.name(),
@@ -155,6 +164,7 @@ Batch Loader::build_batch(int64_t b) const {
   auto opts = at::TensorOptions().dtype(at::kFloat);
   if (use_cuda_) opts = opts.pinned_memory(true);
   Batch out;
+  out.global_size = sampler_.global_batch();
   out.images = at::empty({count, OC, S, S}, opts);
   out.labels = at::empty({count}, at::TensorOptions().dtype(at::kLong).pinned_memory(use_cuda_));
   out.indices = at::empty({count}, at::TensorOptions().dtype(at::kLong));

@@ -4,7 +4,6 @@
 // network is a compact one.
 #include <ATen/ATen.h>
 #include <torch/nn/init.h>
-#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 
@@ -15,11 +14,11 @@
 #include "passlab/core/check.hpp"
 #include "passlab/core/log.hpp"
 #include "passlab/models/factory.hpp"
+#include "passlab/models/ghost_batchnorm.hpp"
 
 namespace passlab::models {
 namespace {
 
-using torch::nn::BatchNorm2d;
 using torch::nn::Conv2d;
 using torch::nn::Linear;
 using torch::nn::Module;
@@ -93,8 +92,8 @@ class Builder {
     return m;
   }
 
-  BatchNorm2d bn(Module& parent, const std::string& local, const std::string& path, int g, const Geo& geo) {
-    auto m = parent.register_module(local, BatchNorm2d(ch(g)));
+  GhostBatchNorm2d bn(Module& parent, const std::string& local, const std::string& path, int g, const Geo& geo) {
+    auto m = parent.register_module(local, GhostBatchNorm2d(ch(g)));
     LayerSpec l;
     l.name = path;
     l.kind = LayerKind::bn;
@@ -253,14 +252,14 @@ class ResNet final : public PrunableNetwork {
  private:
   struct Block {
     Conv2d c1{nullptr}, c2{nullptr}, c3{nullptr}, dc{nullptr};
-    BatchNorm2d b1{nullptr}, b2{nullptr}, b3{nullptr}, db{nullptr};
+    GhostBatchNorm2d b1{nullptr}, b2{nullptr}, b3{nullptr}, db{nullptr};
     int g1 = -1, g2 = -1, gout = -1;
     bool bottleneck = false;
   };
   bool imagenet_stem_;
   int g_stem_ = -1;
   Conv2d conv1_{nullptr};
-  BatchNorm2d bn1_{nullptr};
+  GhostBatchNorm2d bn1_{nullptr};
   std::vector<Block> blocks_;
   Linear fc_{nullptr};
 };
@@ -330,7 +329,7 @@ class VGG final : public PrunableNetwork {
  private:
   struct Step {
     Conv2d conv{nullptr};
-    BatchNorm2d bn{nullptr};
+    GhostBatchNorm2d bn{nullptr};
     int g = -1;
   };
   bool imagenet_head_;
@@ -434,13 +433,13 @@ class MobileNetV2 final : public PrunableNetwork {
   static at::Tensor relu6(const at::Tensor& x) { return at::hardtanh(x, 0.0, 6.0); }
   struct IR {
     Conv2d pw{nullptr}, dw{nullptr}, proj{nullptr};
-    BatchNorm2d pw_bn{nullptr}, dw_bn{nullptr}, proj_bn{nullptr};
+    GhostBatchNorm2d pw_bn{nullptr}, dw_bn{nullptr}, proj_bn{nullptr};
     int g_hidden = -1, g_out = -1;
     bool expand = false, use_res = false;
   };
   int g_stem_ = -1, g_last_ = -1;
   Conv2d stem_conv_{nullptr}, last_conv_{nullptr};
-  BatchNorm2d stem_bn_{nullptr}, last_bn_{nullptr};
+  GhostBatchNorm2d stem_bn_{nullptr}, last_bn_{nullptr};
   std::vector<IR> blocks_;
   Linear fc_{nullptr};
 };

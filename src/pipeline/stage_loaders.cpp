@@ -21,8 +21,10 @@ int64_t per_rank(int64_t global_batch, const dist::Communicator& comm) {
 
 std::unique_ptr<data::Loader> make_loader(const TaskContext& ctx, const TaskData& d, const data::SplitView& view,
                                           bool train, int64_t global_batch, uint64_t seed) {
-  auto opt = data::loader_options(ctx.cfg.data, d.info, train, per_rank(global_batch, ctx.comm), seed, ctx.comm.rank(),
-                                  ctx.comm.size(), d.channels);
+  const int64_t group = train ? config::ghost_group(ctx.cfg.model.ghost_batch, global_batch) : 0;
+  auto opt = data::loader_options(ctx.cfg.data, d.info, train, group > 0 ? global_batch : per_rank(global_batch, ctx.comm),
+                                  seed, ctx.comm.rank(), ctx.comm.size(), d.channels);
+  opt.ghost_group = group;
   opt.device = ctx.rt.device();
   return std::make_unique<data::Loader>(view, opt);
 }
@@ -38,6 +40,7 @@ TrainingStage make_training_stage(const TaskContext& ctx, const TaskData& d, con
   s.options = train::TrainerOptions::from(tc, ctx.cfg.dist, ctx.cfg.output, ctx.rt.device(), name + " " + ctx.id, seed,
                                           work_dir(ctx.cfg, ctx.id) / (name + ".ckpt.h5"));
   s.options.remove_checkpoint_when_done = true;
+  s.options.bn_group = config::ghost_group(ctx.cfg.model.ghost_batch, tc.batch_size);
   return s;
 }
 

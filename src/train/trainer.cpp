@@ -16,6 +16,7 @@
 #include "passlab/dist/communicator.hpp"
 #include "passlab/dist/reducer.hpp"
 #include "passlab/io/hdf5.hpp"
+#include "passlab/models/ghost_batchnorm.hpp"
 #include "passlab/tensorio/tensor_h5.hpp"
 #include "passlab/train/progress.hpp"
 
@@ -198,7 +199,7 @@ void Trainer::flush_curves(bool log) {
   }
 }
 
-void Trainer::record_step(const StepOutput& out) {
+void Trainer::record_step(const StepOutput& out, double weight) {
   auto& im = *impl_;
   const auto as_value = at::TensorOptions().dtype(at::kDouble).device(opt_.device);
   std::vector<at::Tensor> row = {out.loss.detach().to(as_value).reshape({})};
@@ -213,7 +214,8 @@ void Trainer::record_step(const StepOutput& out) {
   }
   PASSLAB_CHECK(names == im.curves.names, InternalError,
                 opt_.label + ": the step values changed names or order (or differ from the checkpoint's)");
-  im.pending.push_back(at::stack(row));
+  // Weighted by the rank's share: the group mean of the rows is then the global-batch mean.
+  im.pending.push_back(weight != 1.0 ? at::stack(row) * weight : at::stack(row));
 }
 
 void Trainer::broadcast_state() {
@@ -283,6 +285,10 @@ EpochStats Trainer::train_epoch(data::BatchSource& train, int64_t epoch) {
   else
     train.start_epoch(epoch);
   if (opt_.set_train_mode) model_.train(true);
+  // Also for a frozen model: a caller that runs its BatchNorms on batch statistics
+  // (models::BatchNormMode::batch_frozen) gets the stage's groups.
+  models::set_batchnorm_group(model_, opt_.bn_group);
+  double bn_weight = NAN;  // the stat_weight last set on the model's BatchNorms
   const bool bf16 = opt_.train.precision == "bf16";
   const int64_t epochs = opt_.max_steps > 0 ? (opt_.max_steps + nb - 1) / std::max<int64_t>(1, nb) : opt_.train.epochs;
   Progress progress(Progress::resolve(opt_.progress, comm_.rank() == 0),
@@ -303,7 +309,16 @@ EpochStats Trainer::train_epoch(data::BatchSource& train, int64_t epoch) {
     auto b = train.next();
     if (!b) throw DataError(opt_.label + ": the batch source ended after " + std::to_string(i) + " of " +
                             std::to_string(nb) + " batches");
-    data::Batch batch{b->images.to(opt_.device, /*non_blocking=*/true), b->labels.to(opt_.device, true), b->indices};
+    data::Batch batch{b->images.to(opt_.device, /*non_blocking=*/true), b->labels.to(opt_.device, true), b->indices,
+                      b->global_size};
+    const int64_t bsz = batch.labels.size(0);
+    // This rank's share of the global batch: its loss weight, so that the summed gradients are
+    // the global-batch mean (exactly 1/ranks for equal shares, as before).
+    const double share = b->global_size > 0 ? double(bsz) / double(b->global_size) : 1.0 / double(comm_.size());
+    if (!opt_.frozen_model && share * double(comm_.size()) != bn_weight) {
+      bn_weight = share * double(comm_.size());
+      models::set_batchnorm_stat_weight(model_, bn_weight);
+    }
     lr = impl_->schedule->at(global_step_);
     reducer.zero_grad();
     reducer.prepare();
@@ -312,13 +327,12 @@ EpochStats Trainer::train_epoch(data::BatchSource& train, int64_t epoch) {
       AutocastScope autocast(bf16, opt_.device);
       out = step(batch);
     }
-    // Mean over ranks = sum of the 1/ranks-scaled gradients (exact for power-of-two groups).
-    (comm_.size() > 1 ? out.loss / double(comm_.size()) : out.loss).backward();
+    // Global-batch mean = sum of the share-weighted gradients (exact for power-of-two groups).
+    (share != 1.0 ? out.loss * share : out.loss).backward();
     reducer.finish();
     optimizer_->step(lr);
     ++global_step_;
     ++steps;
-    const int64_t bsz = batch.labels.size(0);
     samples += bsz;
     {
       c10::NoGradGuard no_grad;
@@ -327,7 +341,7 @@ EpochStats Trainer::train_epoch(data::BatchSource& train, int64_t epoch) {
         correct += (out.logits.detach().argmax(1) == batch.labels).sum();
       else
         have_logits = false;
-      if (opt_.step_curves) record_step(out);
+      if (opt_.step_curves) record_step(out, share * double(comm_.size()));
     }
     if (progress.due(i + 1)) {
       last_loss = out.loss.detach().item<double>();

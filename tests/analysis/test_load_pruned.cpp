@@ -7,7 +7,6 @@
 // logits must match passlab's to 1e-4 relative.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-#include <torch/nn/modules/batchnorm.h>
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -17,6 +16,7 @@
 
 #include "passlab/io/hdf5.hpp"
 #include "passlab/models/factory.hpp"
+#include "passlab/models/ghost_batchnorm.hpp"
 #include "passlab/models/weights.hpp"
 #include "passlab/prune/slice.hpp"
 #include "passlab/tensorio/tensor_h5.hpp"
@@ -37,8 +37,8 @@ void randomize_bn(torch::nn::Module& m, uint64_t seed) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   at::NoGradGuard ng;
   for (auto& child : m.modules(/*include_self=*/false)) {
-    if (auto* bn = child->as<torch::nn::BatchNorm2d>()) {
-      const int64_t n = bn->options.num_features();
+    if (auto* bn = child->as<models::GhostBatchNorm2d>()) {
+      const int64_t n = bn->channels();
       bn->running_mean.copy_(0.1 * at::randn({n}, gen));
       bn->running_var.copy_(0.5 + at::rand({n}, gen));
       bn->weight.copy_(0.5 + 0.5 * at::rand({n}, gen));

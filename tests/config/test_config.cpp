@@ -158,6 +158,25 @@ TEST(ConfigErrors, WarmupCapBelowWarmupFloor) {
   EXPECT_HAS(m, "eval.latency_warmup_max = 2 must not be below eval.latency_warmup = 5");
 }
 
+TEST(ConfigErrors, BatchNotWholeGhostGroups) {
+  auto m = error_of("[model]\nghost_batch = 32\n[dense]\nbatch_size = 48\n");
+  EXPECT_HAS(m, "exp.toml:4:");
+  EXPECT_HAS(m, "dense.batch_size = 48 is not a multiple of model.ghost_batch = 32");
+  m = error_of("[model]\nghost_batch = 16\n[search]\nbatch_size = 40\n");
+  EXPECT_HAS(m, "search.batch_size = 40 is not a multiple of model.ghost_batch = 16");
+  m = error_of("[model]\nghost_batch = 16\n[finetune]\nbatch_size = 32\n[dist]\nranks_per_run = 3\n");
+  EXPECT_HAS(m, "finetune.batch_size = 32 holds 2 BatchNorm group(s) of model.ghost_batch = 16, fewer than dist.ranks_per_run = 3");
+  // A batch smaller than the ghost batch is one group.
+  EXPECT_NO_THROW(load_string("[model]\nghost_batch = 32\n[dense]\nbatch_size = 20\n[finetune]\nbatch_size = 64\n", "ok.toml"));
+}
+
+TEST(ConfigIdentity, GhostBatchChangesDenseAndRunIds) {
+  // It changes every trained number, so it is part of what identifies a dense model and a run.
+  const Config a = load_string("", "a.toml"), b = load_string("[model]\nghost_batch = 16\n", "b.toml");
+  EXPECT_NE(dense_id(a), dense_id(b));
+  EXPECT_NE(run_id(a), run_id(b));
+}
+
 TEST(ConfigIdentity, SpeedupMeasurementKeysKeepTheRunId) {
   // Tuning how the speed-up is measured does not change the network a run trains.
   auto a = config::load_string("", "a.toml");

@@ -4,6 +4,7 @@
 #include <map>
 #include <numeric>
 
+#include "passlab/core/error.hpp"
 #include "passlab/core/rng.hpp"
 #include "passlab/data/sampler.hpp"
 
@@ -92,4 +93,75 @@ TEST(Sampler, ResumeContinuesWhereItStopped) {
     EXPECT_TRUE(std::equal(rest.begin(), rest.end(), full.begin() + pos));
   }
   EXPECT_ANY_THROW(s.indices(7, 27));
+}
+
+namespace {
+ShardedSampler grouped(int64_t n, int64_t rank, int64_t world, int64_t batch, int64_t group) {
+  SamplerOptions o = make(1, rank, world).options();
+  o.global_batch = batch;
+  o.group = group;
+  return ShardedSampler(n, o);
+}
+}  // namespace
+
+// Ghost-group sharding: for 1, 2 and 3 ranks, putting the ranks' batches side by side (rank 0
+// first) gives the same global batches, cut from the epoch order, with the tail dropped.
+TEST(Sampler, GhostGroupsGiveTheSameGlobalBatchesOnAnyRankCount) {
+  const int64_t n = 101, batch = 24, group = 8;  // 4 full batches of 3 groups, 5 samples dropped
+  const auto order = grouped(n, 0, 1, batch, group).epoch_order(2);
+  for (int64_t world = 1; world <= 3; ++world) {
+    std::vector<std::vector<int64_t>> per(static_cast<size_t>(world));
+    std::vector<int64_t> share;
+    for (int64_t r = 0; r < world; ++r) {
+      auto s = grouped(n, r, world, batch, group);
+      EXPECT_EQ(s.global_batch(), batch);
+      EXPECT_EQ(s.rank_batch() % group, 0);
+      EXPECT_GT(s.rank_batch(), 0);
+      EXPECT_EQ(s.per_rank(), 4 * s.rank_batch());
+      per[static_cast<size_t>(r)] = s.indices(2);
+      share.push_back(s.rank_batch());
+    }
+    // 3 groups: 3 on one rank; 1 and 2 on two ranks (rank r takes groups [3r/2, 3(r+1)/2)); 1 each on three.
+    if (world == 2) {
+      EXPECT_EQ(share, (std::vector<int64_t>{8, 16}));
+    } else if (world == 3) {
+      EXPECT_EQ(share, (std::vector<int64_t>{8, 8, 8}));
+    }
+    for (int64_t b = 0; b < 4; ++b) {
+      std::vector<int64_t> global;
+      for (int64_t r = 0; r < world; ++r) {
+        const auto& mine = per[static_cast<size_t>(r)];
+        const int64_t k = share[static_cast<size_t>(r)];
+        global.insert(global.end(), mine.begin() + b * k, mine.begin() + (b + 1) * k);
+      }
+      std::vector<int64_t> want(order.begin() + b * batch, order.begin() + (b + 1) * batch);
+      EXPECT_EQ(global, want) << "world " << world << " batch " << b;
+    }
+  }
+}
+
+TEST(Sampler, GhostGroupsResumeAndShortEpochs) {
+  auto s = grouped(101, 1, 2, 24, 8);
+  auto all = s.indices(0);
+  auto rest = s.indices(0, 20);
+  EXPECT_EQ(std::vector<int64_t>(all.begin() + 20, all.end()), rest);
+  // Fewer samples than a batch: one batch of the whole groups there are, on any rank count.
+  auto short1 = grouped(20, 0, 1, 24, 8), short2 = grouped(20, 1, 2, 24, 8);
+  EXPECT_EQ(short1.global_batch(), 16);
+  EXPECT_EQ(short1.per_rank(), 16);
+  EXPECT_EQ(short2.per_rank(), 8);
+  auto o = short1.indices(0);
+  EXPECT_EQ(short2.indices(0), std::vector<int64_t>(o.begin() + 8, o.end()));
+}
+
+TEST(Sampler, GhostGroupsFewerThanRanksIsAConfigError) {
+  try {
+    grouped(100, 0, 3, 16, 8);
+    ADD_FAILURE() << "no error for 2 groups over 3 ranks";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("holds 2 BatchNorm group(s) of 8 (model.ghost_batch), fewer than the 3 ranks"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(grouped(100, 0, 1, 20, 8), ConfigError);  // not whole groups
 }

@@ -39,6 +39,7 @@ limit_test = 64
 val_fraction = 0.25
 [model]
 arch = "resnet20"
+ghost_batch = 16  # two BatchNorm groups per batch of 32: run groups of 2 ranks (cluster2) work
 [dense]
 epochs = 1
 batch_size = 32

@@ -1,6 +1,7 @@
 #pragma once
 // Shared by the sweep tests: a tiny sweep over the synthetic store of tests/pass/fixture.hpp
 // (dense epochs 1, fine-tune 1 epoch, no search) and helpers to read the sweep journal.
+// BatchNorm groups of 16 make each batch of 32 two groups, so run groups of 2 ranks work.
 #include <map>
 #include <sstream>
 #include <string>
@@ -23,6 +24,7 @@ val_fraction = 0.1
 loader_threads = 1
 [model]
 arch = "resnet20"
+ghost_batch = 16
 [dense]
 epochs = 1
 batch_size = 32

@@ -34,7 +34,16 @@ struct ModelConfig {
   std::string arch = "resnet20";
   std::string stem = "auto";
   std::string pretrained;  // HDF5 weights file written by analysis/export_torchvision.py
+  // Training BatchNorm statistics are taken over groups of this many consecutive samples of the
+  // global batch (ghost batches), so they do not depend on how the batch is split over ranks.
+  int64_t ghost_batch = 32;
 };
+
+// Samples per BatchNorm statistics group of a stage whose global batch is `batch_size`: the
+// ghost batch, or the whole batch when it is smaller (one group).
+inline int64_t ghost_group(int64_t ghost_batch, int64_t batch_size) {
+  return ghost_batch < batch_size ? ghost_batch : batch_size;
+}
 
 // One data-parallel training stage: [dense] and [finetune].
 struct TrainConfig {

@@ -12,6 +12,9 @@ struct Batch {
   at::Tensor images;  // float32 [B, C, H, W], normalised (and augmented for training)
   at::Tensor labels;  // int64 [B]
   at::Tensor indices; // int64 [B], dataset indices of the samples (for exactly-once checks)
+  // Samples of the global batch (all ranks) this batch is this rank's part of; 0: not known
+  // (the trainer then takes every rank's part as an equal share).
+  int64_t global_size = 0;
 };
 
 class BatchSource {

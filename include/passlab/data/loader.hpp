@@ -34,7 +34,10 @@ struct DataConfig;
 namespace passlab::data {
 
 struct LoaderOptions {
-  int64_t batch_size = 128;
+  int64_t batch_size = 128;       // this rank's batch; with ghost_group > 0 the global batch
+  // > 0: ghost-group sharding (sampler.hpp): each rank's batches are its whole groups of this
+  // many samples of every global batch (training with BatchNorm statistics per group).
+  int64_t ghost_group = 0;
   bool shuffle = true;           // per-epoch permutation (train); false: store order (eval)
   bool drop_last_batch = false;  // drop this rank's incomplete last batch (kept when it is the only one)
   bool drop_last = false;        // sampler: drop the epoch tail instead of wrap-around padding

@@ -14,7 +14,9 @@
 namespace passlab::pipeline {
 
 // A loader of `view` for this rank: `global_batch` images per step over the whole run group,
-// on the runtime's device; `seed` orders (and augments) a training split.
+// on the runtime's device; `seed` orders (and augments) a training split. A training loader
+// gives each rank whole BatchNorm groups (model.ghost_batch) of every global batch, so the
+// groups do not depend on the number of ranks.
 std::unique_ptr<data::Loader> make_loader(const TaskContext& ctx, const TaskData& d, const data::SplitView& view,
                                           bool train, int64_t global_batch, uint64_t seed);
 

@@ -6,11 +6,16 @@
 //   auto result = t.fit(train_source, &val_source);      // resumes from the checkpoint if any
 //   auto test = t.evaluate(test_source);
 //
-// Each step: forward on this rank's batch, backward, gradients averaged over the group in fused
-// buckets (dist::GradientReducer), optimizer step with the scheduled learning rate. Parameters
-// and buffers are broadcast from the group leader at the start; floating buffers (BatchNorm
-// statistics) are averaged over the group after every epoch. Evaluation counts are reduced
-// exactly (per dataset index, so wrap-around padding is not counted twice).
+// Each step: forward on this rank's batch, backward, gradients summed over the group in fused
+// buckets (dist::GradientReducer), optimizer step with the scheduled learning rate. A rank's loss
+// is weighted by its share of the global batch (Batch::global_size; equal shares when unknown),
+// so the gradient is the global-batch mean however the batch is split. Parameters and buffers
+// are broadcast from the group leader at the start; floating buffers (BatchNorm statistics) are
+// averaged over the group after every epoch. The model's BatchNorms take training statistics
+// over groups of TrainerOptions::bn_group samples (models/ghost_batchnorm.hpp), each rank's
+// running-statistics update weighted by its share, so the averaged running statistics are the
+// same on any number of ranks. Evaluation counts are reduced exactly (per dataset index, so
+// wrap-around padding is not counted twice).
 //
 // PASS reuses it with its own trainable tensors (hypernetwork, prompt) over a frozen backbone,
 // its own step (masked, prompted network; cross-entropy + FLOPs term) returning named per-step
@@ -62,6 +67,9 @@ struct TrainerOptions {
   // The model's own parameters and buffers are not trained (a frozen backbone every rank loaded
   // from the same file): they are neither broadcast, averaged after epochs nor checkpointed.
   bool frozen_model = false;
+  // Samples per BatchNorm statistics group while training the model (0: this rank's whole batch);
+  // set on the model's GhostBatchNorm2d modules unless frozen_model.
+  int64_t bn_group = 0;
   // Record per-step curves: "loss" and the step's StepOutput::values, averaged over the group.
   // They stay on the device and are fetched (one reduction, one host copy) every
   // log_every_steps steps, at checkpoints and at the end of fit().
@@ -166,8 +174,9 @@ class Trainer {
   // Reduces the pending step values over the group, appends them to the curves (checking the
   // loss), and logs the latest when `log`.
   void flush_curves(bool log);
-  // Queues this step's loss and values (on the device; no host sync).
-  void record_step(const StepOutput& out);
+  // Queues this step's loss and values times `weight` (this rank's share of the global batch
+  // times the ranks; on the device, no host sync).
+  void record_step(const StepOutput& out, double weight);
   void ensure_setup(int64_t steps_per_epoch);
   void broadcast_state();
   void sync_buffers();
