@@ -175,7 +175,9 @@ train::TrainerOptions PassSearch::trainer_options(const config::Config& cfg, c10
   // Kept after the search: a task killed later (fine-tuning) restores the finished search from it
   // instead of searching again. The prune task removes its work directory once its file is written.
   o.remove_checkpoint_when_done = false;
-  o.set_train_mode = false;  // BatchNorm of the frozen backbone keeps its statistics
+  o.set_train_mode = false;  // run() sets the BatchNorms (search.bn_mode)
+  // Batch statistics over ghost groups of the global batch: the same search on any rank count.
+  o.bn_group = config::ghost_group(cfg.model.ghost_batch, cfg.search.batch_size);
   o.frozen_model = true;
   o.step_curves = true;
   o.log_every_steps = cfg.search.log_every;
