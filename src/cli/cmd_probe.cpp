@@ -39,7 +39,8 @@ Command add_probe_command(CLI::App& app) {
       ->check(CLI::ExistingFile);
   sub->add_option("--set", o->sets,
                   "Override a key of each file's config: section.key=value (repeatable), e.g. data.root=data or "
-                  "eval.probe_batches=50");
+                  "eval.probe_batches=50")
+      ->allow_extra_args(false);  // one value per --set: the run files after it stay positional
   sub->add_flag("--json", o->json, "Print a JSON array, one object per file, instead of the table");
   sub->footer(
       "Runs on every rank of the launch as one data-parallel group (e.g. mpirun -np 2); the first rank prints. "
