@@ -12,6 +12,10 @@
                                       parameters kept (fraction of dense, mean) and speed-up, each
                                       mean ± std over seeds
   runs.csv                            every complete run, one line each (the numbers averaged)
+  tables.md's "Structure probe"       when run files hold summary@probe_val_top1 (eval.probe_batches >
+  section, methods.csv probe_*        0): validation top-1 of each plan before its fine-tune, BatchNorm
+                                      recalibrated, mean ± std over seeds, beside the fine-tuned
+                                      validation top-1 (a tuning signal: validation only)
   excluded.csv                        runs NOT in the tables: failed, incomplete, damaged, ...
   plots/*.png, plots/*.pdf            see analysis/plots.py
   index.md                            what is where, the excluded runs, the plots
@@ -53,6 +57,11 @@ class Cell:
     delta_mean: float = math.nan          # top-1 minus the run's own dense top-1, points
     delta_std: float = math.nan
     unreliable_speedup: int = 0           # runs whose summary@speedup_unreliable is 1
+    probe_mean: float = math.nan          # summary@probe_val_top1 (%), over the runs that have it
+    probe_std: float = math.nan
+    probe_n: int = 0
+    val_mean: float = math.nan            # summary@val_top1 (%) of the fine-tuned network, same runs
+    val_std: float = math.nan
 
 
 @dataclasses.dataclass
@@ -110,9 +119,14 @@ def aggregate(result: runs_mod.ResultSet, decimals: int = 2):
             missed = sum(1 for r in rs if int(r.summary.get("budget_met", 1)) == 0)
             # Run files written before the interleaved speed-up lack the flag: not flagged.
             unreliable = sum(1 for r in rs if int(r.summary.get("speedup_unreliable", 0)) == 1)
+            # The structure probe: only run files written with eval.probe_batches > 0 hold it.
+            probed = [r for r in rs if "probe_val_top1" in r.summary]
+            pb, pb_std = _mean_std([100 * float(r.summary["probe_val_top1"]) for r in probed]) if probed else (math.nan, math.nan)
+            vl, vl_std = _mean_std([100 * float(r.summary["val_top1"]) for r in probed]) if probed else (math.nan, math.nan)
             cells[m] = Cell(rs, t_mean, t_std, s_mean, s_std, mr, len(rs), excluded.get((ds, arch, b, m), 0), missed,
                             mac_ratio_std=mr_std, params_ratio_mean=pr, params_ratio_std=pr_std, delta_mean=dl,
-                            delta_std=dl_std, unreliable_speedup=unreliable)
+                            delta_std=dl_std, unreliable_speedup=unreliable, probe_mean=pb, probe_std=pb_std,
+                            probe_n=len(probed), val_mean=vl, val_std=vl_std)
         d_mean, d_std = _mean_std([100 * v for v in dense.values()]) if dense else (math.nan, math.nan)
         scored = {m: round(c.top1_mean, decimals) for m, c in cells.items() if c.n}
         top = max(scored.values()) if scored else None
@@ -213,6 +227,28 @@ def method_table(rows, methods, decimals=2) -> str:
     return "\n".join(lines) + "\n"
 
 
+def probe_table(rows, methods, decimals=2) -> str:
+    """The structure probe per cell, or "" when no run holds one."""
+    if not any(c.probe_n for r in rows for c in r.cells.values()):
+        return ""
+    lines = ["| dataset | arch | MAC budget | method | n | probe val top-1 (%) | fine-tuned val top-1 (%) |",
+             "|---|---|---|---|---:|---:|---:|"]
+    for r in rows:
+        for m in methods:
+            c = r.cells.get(m)
+            if c is None or not c.probe_n:
+                continue
+            lines.append("| " + " | ".join([r.dataset, r.arch, _budget_pct(r.budget), m, str(c.probe_n),
+                                            _fmt(c.probe_mean, c.probe_std, decimals),
+                                            _fmt(c.val_mean, c.val_std, decimals)]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+PROBE_LEGEND = ("Validation top-1 of each keep plan right after slicing, before the fine-tune, with BatchNorm "
+                "recalibrated on a few training batches (summary@probe_val_top1; `passlab probe` recomputes it), "
+                "beside the same runs' validation top-1 after the fine-tune; mean ± std over the runs that hold it.")
+
+
 # ---- LaTeX ------------------------------------------------------------------------------------
 
 def _tex_escape(s: str) -> str:
@@ -286,7 +322,8 @@ def write_tables_csv(path, rows, methods):
 
 METHOD_COLUMNS = ["dataset", "arch", "budget", "method", "n", "top1_mean", "top1_std", "delta_dense_mean",
                   "delta_dense_std", "mac_ratio_mean", "mac_ratio_std", "params_ratio_mean", "params_ratio_std",
-                  "speedup_mean", "speedup_std", "speedup_unreliable", "excluded", "missed_budget", "best"]
+                  "speedup_mean", "speedup_std", "speedup_unreliable", "excluded", "missed_budget",
+                  "probe_val_top1_mean", "probe_val_top1_std", "probe_n", "best"]
 
 
 def write_methods_csv(path, rows, methods):
@@ -302,10 +339,12 @@ def write_methods_csv(path, rows, methods):
                 w.writerow([r.dataset, r.arch, repr(r.budget), m, c.n] + [_num(x) for x in (
                     c.top1_mean, c.top1_std, c.delta_mean, c.delta_std, c.mac_ratio_mean, c.mac_ratio_std,
                     c.params_ratio_mean, c.params_ratio_std, c.speedup_mean, c.speedup_std)] +
-                    [c.unreliable_speedup, c.n_excluded, c.missed_budget, int(m in r.best)])
+                    [c.unreliable_speedup, c.n_excluded, c.missed_budget, _num(c.probe_mean), _num(c.probe_std),
+                     c.probe_n, int(m in r.best)])
 
 
 RUN_COLUMNS = ["run_id", "dataset", "arch", "budget", "method", "seed", "top1", "top5", "test_loss", "val_top1",
+               "probe_val_top1", "probe_batches",
                "dense_top1", "macs", "dense_macs", "mac_ratio", "ops_full", "dense_ops_full", "params",
                "dense_params", "budget_met", "latency_dense_ms", "latency_pruned_ms", "speedup", "speedup_spread",
                "speedup_rounds", "speedup_unreliable", "load_1min_start", "load_1min_end", "cores", "latency_batch",
@@ -378,8 +417,10 @@ def write_report(results_dir, out_dir, on_damaged="raise", plots=True, decimals=
     where = sorted({(str(r.summary.get("latency_device", "?")), int(r.summary.get("latency_batch", 0))) for r in result.runs})
     if where:
         legend += " Latency measured on " + "; ".join(f"{d}, batch {b}" for d, b in where) + "."
+    probe = probe_table(rows, methods, decimals)
+    probe = "## Structure probe\n\n" + PROBE_LEGEND + "\n\n" + probe + "\n" if probe else ""
     (out / "tables.md").write_text("# Results\n\n" + legend + "\n\n" + md + "\n## Per method\n\n" + per_method
-                                   + "\n## Runs not in the tables\n\n" + excl)
+                                   + "\n" + probe + "## Runs not in the tables\n\n" + excl)
     (out / "tables.tex").write_text(latex_table(rows, methods, decimals))
     write_tables_csv(out / "tables.csv", rows, methods)
     write_methods_csv(out / "methods.csv", rows, methods)
@@ -391,7 +432,8 @@ def write_report(results_dir, out_dir, on_damaged="raise", plots=True, decimals=
            "Files: `tables.md`, `tables.tex`, `tables.csv` (one row per dataset × arch × budget), `runs.csv` "
            "(every complete run), `excluded.csv` (runs not in the tables), `methods.csv` (one line per method and "
            "row), `plots/` (PNG and PDF).", "",
-           "## Table", "", legend, "", md, "## Per method", "", per_method, "## Runs not in the tables", "", excl, "## Plots", ""]
+           "## Table", "", legend, "", md, "## Per method", "", per_method] + ([probe] if probe else []) + [
+           "## Runs not in the tables", "", excl, "## Plots", ""]
     for p in written:
         if p.suffix == ".png":
             idx.append(f"![{p.stem}](plots/{p.name})")

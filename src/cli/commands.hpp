@@ -23,5 +23,6 @@ Command add_run_command(CLI::App& app);
 Command add_prepare_command(CLI::App& app);
 Command add_inspect_command(CLI::App& app);
 Command add_config_command(CLI::App& app);
+Command add_probe_command(CLI::App& app);
 
 }  // namespace passlab::cli

@@ -1,4 +1,4 @@
-// passlab command line. Subcommands: run, prepare, inspect, config (see commands.hpp).
+// passlab command line. Subcommands: run, prepare, inspect, config, probe (see commands.hpp).
 #include <cstdio>
 #include <iostream>
 
@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (overrides PASSLAB_LOG and the config)");
   app.add_flag("--version", show_version, "Print versions of passlab and its libraries");
   std::vector<cli::Command> commands = {cli::add_run_command(app), cli::add_prepare_command(app),
-                                        cli::add_inspect_command(app), cli::add_config_command(app)};
+                                        cli::add_inspect_command(app), cli::add_config_command(app),
+                                        cli::add_probe_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -262,6 +262,12 @@ std::vector<FieldSpec> make_fields() {
              "(summary@speedup_unreliable, a ? in inspect)."),
         0, std::nullopt, true)
       .in_run = false;
+  range(eval(&EvalConfig::probe_batches, "probe_batches",
+             "Structure probe of every prune task, right after slicing: recalibrate the compact network's BatchNorm "
+             "statistics on this many training batches (finetune.batch_size), no fine-tune, and record its validation "
+             "top-1 (summary@probe_val_top1; `passlab probe` scores finished run files the same way); 0: no probe."),
+        0, kMaxCount)
+      .in_run = false;
   // [sweep]
   auto sweep = [&](auto mem, const char* key, const char* doc) -> FieldSpec& {
     FieldSpec& f = e.add(bind("sweep", key, &Config::sweep, mem, doc));

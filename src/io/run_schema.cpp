@@ -152,6 +152,13 @@ std::vector<Entry> make_entries() {
   t.summary(kLoad1minEnd, Type::float64, P, "1-minute load average when the timing ended; -1 if unreadable.", Need::optional,
             since);
   t.summary(kCores, Type::int64, P, "Online cores of the machine that timed (to read the load against).", Need::optional, since);
+  const std::string probed = "eval.probe_batches > 0 and a validation split (not in run files written before the probe)";
+  t.summary(kProbeValTop1, Type::float64, P,
+            "Structure probe: validation top-1 of the compact network right after slicing, before the fine-tune, with its "
+            "BatchNorm statistics recalibrated on probe_batches training batches.",
+            Need::optional, probed);
+  t.summary(kProbeBatches, Type::int64, P, "Training batches per rank the probe recalibrated BatchNorm on.", Need::optional,
+            probed);
   t.summary(kLatencyBatch, Type::int64, P, "Batch size of the latency measurement (eval.latency_batch).");
   t.summary(kLatencyDevice, Type::string, P, "Device the latency was measured on.");
 

@@ -12,7 +12,7 @@
 namespace passlab::models {
 
 GhostBatchNorm2dImpl::GhostBatchNorm2dImpl(int64_t channels, double eps, double momentum)
-    : channels_(channels), eps_(eps), momentum_(momentum) {
+    : momentum(momentum), channels_(channels), eps_(eps) {
   PASSLAB_CHECK(channels > 0, InternalError, "GhostBatchNorm2d needs at least one channel");
   weight = register_parameter("weight", at::empty({channels}));
   bias = register_parameter("bias", at::empty({channels}));
@@ -26,6 +26,11 @@ void GhostBatchNorm2dImpl::reset_parameters() {
   c10::NoGradGuard no_grad;
   weight.fill_(1);
   bias.zero_();
+  reset_running_stats();
+}
+
+void GhostBatchNorm2dImpl::reset_running_stats() {
+  c10::NoGradGuard no_grad;
   running_mean.zero_();
   running_var.fill_(1);
   num_batches_tracked.zero_();
@@ -38,7 +43,7 @@ at::Tensor GhostBatchNorm2dImpl::forward(const at::Tensor& x) {
   const bool cudnn = at::globalContext().userEnabledCuDNN();
   const bool batch_stats = is_training() || mode == BatchNormMode::batch_frozen;
   if (!batch_stats)  // torch::nn::BatchNorm2d's eval-mode call, argument for argument
-    return at::batch_norm(x, weight, bias, running_mean, running_var, false, momentum_, eps_, cudnn);
+    return at::batch_norm(x, weight, bias, running_mean, running_var, false, momentum.value_or(0.0), eps_, cudnn);
   const int64_t n = x.size(0), g = group > 0 ? group : n;
   PASSLAB_CHECK(n > 0 && n % g == 0, InternalError,
                 "GhostBatchNorm2d: a batch of " + std::to_string(n) + " samples is not whole groups of " +
@@ -61,10 +66,11 @@ at::Tensor GhostBatchNorm2dImpl::forward(const at::Tensor& x) {
   if (k > 1) y = y.reshape({g, k, c, -1}).transpose(0, 1).reshape(x.sizes());
   if (update) {
     c10::NoGradGuard no_grad;
-    const double m = momentum_ * stat_weight;
-    running_mean.mul_(1 - momentum_).add_(group_mean.view({k, c}).mean(0), m);
-    running_var.mul_(1 - momentum_).add_(group_var.view({k, c}).mean(0), m);
     num_batches_tracked.add_(1);
+    const double f = momentum ? *momentum : 1.0 / static_cast<double>(num_batches_tracked.item<int64_t>());
+    const double m = f * stat_weight;
+    running_mean.mul_(1 - f).add_(group_mean.view({k, c}).mean(0), m);
+    running_var.mul_(1 - f).add_(group_var.view({k, c}).mean(0), m);
   }
   return y;
 }

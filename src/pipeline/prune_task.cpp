@@ -7,6 +7,7 @@
 #include "passlab/pipeline/keep_plan.hpp"
 #include "passlab/pipeline/paths.hpp"
 #include "passlab/pipeline/plan_agreement.hpp"
+#include "passlab/pipeline/probe.hpp"
 #include "passlab/pipeline/run_writer.hpp"
 #include "passlab/pipeline/task_data.hpp"
 #include "passlab/pipeline/tasks.hpp"
@@ -30,13 +31,18 @@ void run_prune_task(const config::Config& cfg, const dist::Runtime& rt, dist::Co
           100 * cfg.prune.budget, 100 * alloc.ratio(), alloc.macs, alloc.dense_macs,
           alloc.met_budget ? "" : " — budget NOT met within tolerance");
 
-  auto compact = prune::make_compact(plan.source ? *plan.source : *dense.net, alloc.keep);
+  // The network the plan slices: the dense model, or its regularised copy (depgraph, growreg).
+  const models::PrunableNetwork& source = plan.source ? *plan.source : *dense.net;
+  // Before the fine-tune, on a compact network of its own: the fine-tune starts from the same
+  // state with or without the probe.
+  const std::optional<ProbeResult> probe = probe_task_plan(ctx, d, source, alloc.keep);
+  auto compact = prune::make_compact(source, alloc.keep);
   compact->to(rt.device());
   pass::VisualPrompt* prompt = (plan.search && cfg.finetune.keep_prompt) ? plan.search->prompt() : nullptr;
   TrainedStage finetuned = finetune(ctx, d, *compact, prompt);
 
   const PrunedEvaluation evaluation = evaluate_and_measure(ctx, d, finetuned, dense, *compact);
-  write_run_file(ctx, PruneOutcome{dense, plan, search_seconds, *compact, finetuned, evaluation});
+  write_run_file(ctx, PruneOutcome{dense, plan, search_seconds, *compact, finetuned, evaluation, probe});
   if (ctx.leader()) remove_work_dir(cfg, ctx.id);  // the search checkpoint was kept until now
 }
 

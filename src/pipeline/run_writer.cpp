@@ -149,6 +149,10 @@ void write_run_file(const TaskContext& ctx, const PruneOutcome& out) {
     s.set_attr(rf::kCores, sp.load_end.cores);
     s.set_attr(rf::kLatencyBatch, sp.batch);
     s.set_attr(rf::kLatencyDevice, sp.device);
+    if (out.probe) {
+      s.set_attr(rf::kProbeValTop1, out.probe->val.top1());
+      s.set_attr(rf::kProbeBatches, out.probe->batches);
+    }
     if (cfg.output.save_weights) {
       auto weights = root.create_group(rf::kWeights);
       models::save_weights(out.compact, weights);

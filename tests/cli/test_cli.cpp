@@ -24,7 +24,7 @@ TEST(Cli, VersionListsLibraries) {
 TEST(Cli, HelpListsSubcommands) {
   auto r = cli("--help");
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* k : {"run", "prepare", "inspect", "config"}) EXPECT_HAS(r.output, k);
+  for (const char* k : {"run", "prepare", "inspect", "config", "probe"}) EXPECT_HAS(r.output, k);
 }
 
 TEST(Cli, DryRunPlansQuickstart) {

@@ -241,6 +241,9 @@ TEST(Allocation, EveryCriterionMeetsTheBudget) {
       for (double budget : {0.7, 0.5, 0.3, 0.15}) {
         AllocationOptions opt;
         opt.budget = budget;
+        // The inner groups only, where the uniform bound below was measured (worst 1.04 channels);
+        // the default with residual groups: ResidualGroupsArePrunableByDefault.
+        opt.prune_residual = false;
         const std::string what = std::string(c.arch) + " " + to_string(crit) + " budget " + std::to_string(budget);
         auto glob = allocate_global(s, scores, opt);
         expect_valid_allocation(s, glob, opt, what + " global");
@@ -262,7 +265,7 @@ TEST(Allocation, EveryCriterionMeetsTheBudget) {
           expect_valid_allocation(s, uni, opt, what + " uniform");
           // Same ratio in every group: kept counts within ~one channel of r * width (r: total kept
           // over total width of the prunable groups; measured worst case 1.04 channels).
-          const auto prunable = s.prunable(false);
+          const auto prunable = s.prunable(opt.prune_residual);
           double kw = 0, ww = 0;
           for (int g = 0; g < s.num_groups(); ++g)
             if (prunable[g]) kw += uni.kept[g], ww += s.groups[g].width;
@@ -318,26 +321,30 @@ TEST(Allocation, FloorsRoundingAndResidualGroups) {
   EXPECT_EQ(group_floor(64, opt), 16);
   EXPECT_EQ(group_floor(8, opt), 3);
 
+  // Residual groups are pruned by default; prune_residual = false keeps each of them whole.
   AllocationOptions res;
   res.budget = 0.4;
-  res.prune_residual = true;
   auto a = allocate_global(s, scores, res);
   expect_valid_allocation(s, a, res, "prune_residual");
   bool residual_pruned = false;
   for (int g = 0; g < s.num_groups(); ++g)
     if (s.groups[g].residual && a.kept[g] < s.groups[g].width) residual_pruned = true;
   EXPECT_TRUE(residual_pruned);
+  res.prune_residual = false;
+  auto inner = allocate_global(s, scores, res);
+  expect_valid_allocation(s, inner, res, "prune_residual = false");
+  for (int g = 0; g < s.num_groups(); ++g)
+    if (s.groups[g].residual) {
+      EXPECT_EQ(inner.kept[g], s.groups[g].width) << s.groups[g].name;
+    }
 
-  // Floors above the budget: reported, not hidden.
+  // Floors above the budget: reported, not hidden (every group, residual ones too, at its floor).
   AllocationOptions tight;
   tight.budget = 0.05;
   tight.min_keep_fraction = 0.5;
   auto t = allocate_global(s, scores, tight);
   EXPECT_FALSE(t.met_budget);
-  for (int g = 0; g < s.num_groups(); ++g)
-    if (!s.groups[g].residual) {
-      EXPECT_EQ(t.kept[g], s.groups[g].width / 2);
-    }
+  for (int g = 0; g < s.num_groups(); ++g) EXPECT_EQ(t.kept[g], s.groups[g].width / 2) << s.groups[g].name;
 
   AllocationOptions badopt;
   badopt.budget = 0;
@@ -345,6 +352,60 @@ TEST(Allocation, FloorsRoundingAndResidualGroups) {
   auto short_scores = scores;
   short_scores.pop_back();
   EXPECT_THROW(allocate_global(s, short_scores, AllocationOptions{}), InternalError);
+}
+
+// The default configuration ([prune] prune_residual = true) puts every residual group of the
+// architectures with residual ties in play: each is prunable, the allocators meet the budget with
+// them pruned, and the compact network sliced from such a plan computes what the masked one does.
+TEST(Allocation, ResidualGroupsArePrunableByDefault) {
+  const AllocationOptions defaults = allocation_options(config::PruneConfig{});
+  EXPECT_TRUE(defaults.prune_residual);
+  EXPECT_TRUE(AllocationOptions{}.prune_residual);  // the library default agrees with the config's
+  for (const char* arch : {"resnet20", "resnet18", "mobilenet_v2"}) {
+    auto net = make_model(arch, 10, 3, 32);
+    randomize_bn(*net, 8);
+    const auto& s = net->structure();
+    const auto prunable = s.prunable(defaults.prune_residual);
+    int residual = 0;
+    for (int g = 0; g < s.num_groups(); ++g) {
+      EXPECT_TRUE(prunable[g]) << arch << " " << s.groups[g].name;
+      residual += s.groups[g].residual;
+    }
+    EXPECT_GT(residual, 0) << arch << " has residual ties";
+    const auto scores = weight_importance(*net, Criterion::l1);
+    for (double budget : {0.5, 0.3, 0.15}) {
+      AllocationOptions opt = defaults;
+      opt.budget = budget;
+      const std::string what = std::string(arch) + " budget " + std::to_string(budget);
+      auto glob = allocate_global(s, scores, opt);
+      expect_valid_allocation(s, glob, opt, what + " global");
+      int pruned = 0;
+      for (int g = 0; g < s.num_groups(); ++g) pruned += s.groups[g].residual && glob.kept[g] < s.groups[g].width;
+      EXPECT_GT(pruned, 0) << what << " global: no residual group pruned";
+      // Uniform allocation keeps the same fraction everywhere: every residual group loses channels.
+      auto uni = allocate_uniform(s, scores, opt);
+      expect_valid_allocation(s, uni, opt, what + " uniform");
+      for (int g = 0; g < s.num_groups(); ++g)
+        if (s.groups[g].residual) {
+          EXPECT_LT(uni.kept[g], s.groups[g].width) << what << " uniform " << s.groups[g].name;
+        }
+    }
+  }
+  // Slicing a residual-pruned ResNet-20: masked == compact on the allocator's own plan.
+  auto dense = make_model("resnet20", 10, 3, 16);
+  randomize_bn(*dense, 12);
+  dense->eval();
+  AllocationOptions opt = defaults;
+  opt.budget = 0.3;
+  const auto a = allocate_uniform(dense->structure(), weight_importance(*dense, Criterion::l1), opt);
+  at::manual_seed(2);
+  const at::Tensor x = at::randn({2, 3, 16, 16});
+  apply_plan_masks(*dense, a.keep);
+  at::NoGradGuard g;
+  const at::Tensor masked = dense->forward(x);
+  const at::Tensor out = make_compact(*dense, a.keep)->forward(x);
+  EXPECT_LT((masked - out).abs().max().item<double>(), 1e-5 * masked.abs().max().item<double>());
+  dense->clear_masks();
 }
 
 TEST(Allocation, ArbitraryScoresRankAcrossGroups) {

@@ -161,6 +161,27 @@ def test_methods_csv_and_per_method_lines_hold_the_files_numbers(analysis_sweep,
         assert line.rstrip(" |").endswith("×?") == (flagged > 0), line
 
 
+def test_structure_probe_section_holds_the_files_numbers(analysis_sweep, report):
+    """Every run of the sweep probed its plan (eval.probe_batches defaults to 20): the probe's
+    validation top-1 per cell in methods.csv and in tables.md's "Structure probe" section."""
+    runs = read_runs(analysis_sweep["results"])
+    cells = expected_cells(runs)
+    assert all("probe_val_top1" in r for r in runs.values())
+    with open(report / "methods.csv") as f:
+        by_key = {(l["dataset"], l["arch"], float(l["budget"]), l["method"]): l for l in csv.DictReader(f)}
+    md = (report / "tables.md").read_text()
+    section = md[md.index("## Structure probe"):md.index("## Runs not in the tables")]
+    for key, rs in cells.items():
+        probe = [100 * r["probe_val_top1"] for r in rs]
+        val = [100 * r["val_top1"] for r in rs]
+        l = by_key[key]
+        assert int(l["probe_n"]) == len(rs)
+        assert close(l["probe_val_top1_mean"], float(np.mean(probe)), 1e-6), key
+        assert close(l["probe_val_top1_std"], sd(probe), 1e-6), key
+        line = next(x for x in section.splitlines() if x.startswith(f"| {key[0]} | {key[1]} | {100 * key[2]:g}% | {key[3]} |"))
+        assert line == f"| {key[0]} | {key[1]} | {100 * key[2]:g}% | {key[3]} | {len(rs)} | {fmt(probe)} | {fmt(val)} |", line
+
+
 def test_paired_differences_and_kept_shares_match_the_files(analysis_sweep, capsys):
     from analysis import paired as paired_mod
     from analysis import runs as runs_mod
@@ -192,7 +213,7 @@ def test_runs_csv_lists_every_run(analysis_sweep, report):
         got = {r["run_id"]: r for r in csv.DictReader(f)}
     assert set(got) == set(runs)
     for rid, r in runs.items():
-        for k in ("top1", "macs", "dense_macs", "speedup", "mac_ratio", "test_loss"):
+        for k in ("top1", "macs", "dense_macs", "speedup", "mac_ratio", "test_loss", "probe_val_top1", "probe_batches"):
             assert close(got[rid][k], r[k]), (rid, k)
         assert got[rid]["method"] == r["method"] and int(got[rid]["seed"]) == r["seed"]
     with open(report / "excluded.csv") as f:

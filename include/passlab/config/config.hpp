@@ -131,12 +131,15 @@ struct PruneConfig {
   int64_t min_keep_channels = 1;
   double min_keep_fraction = 0.05;
   int64_t round_to = 1;
-  bool prune_residual = false;
+  // Residual ties (ResNets, MobileNetV2) are pruned too: without them only the inner convolutions
+  // of a ResNet lose channels, a space where uniform allocation is already strong (issue 17).
+  bool prune_residual = true;
 };
 
 // The speed-up measurement (prune/speedup.hpp): latency_warmup and latency_repeats are the
 // warm-up floor and the interleaved rounds; the keys after them only shape the measurement, not
-// the network, and are outside the run id.
+// the network, and are outside the run id. probe_batches sizes the structure probe
+// (pipeline/probe.hpp): it reads the plan and touches no stage's numbers, so it is outside too.
 struct EvalConfig {
   int64_t latency_batch = 32;
   int64_t latency_warmup = 3;
@@ -144,6 +147,7 @@ struct EvalConfig {
   int64_t latency_warmup_max = 30;
   double latency_warmup_tolerance = 0.10;
   double speedup_max_spread = 0.10;
+  int64_t probe_batches = 20;  // 0: no probe
 };
 
 // One include/exclude entry of [sweep]: unset fields match anything.

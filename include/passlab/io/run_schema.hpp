@@ -80,6 +80,8 @@ inline constexpr char kSpeedupUnreliable[] = "speedup_unreliable";
 inline constexpr char kLoad1minStart[] = "load_1min_start";
 inline constexpr char kLoad1minEnd[] = "load_1min_end";
 inline constexpr char kCores[] = "cores";
+inline constexpr char kProbeValTop1[] = "probe_val_top1";
+inline constexpr char kProbeBatches[] = "probe_batches";
 
 // Curves under /metrics: training curves are <stage>_<suffix> (stage "dense" in dense files,
 // "finetune" in run files), one value per epoch; search curves one value per search step.

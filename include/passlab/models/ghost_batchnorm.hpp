@@ -17,6 +17,7 @@
 #include <torch/nn/pimpl.h>
 
 #include <cstdint>
+#include <optional>
 
 namespace passlab::models {
 
@@ -31,17 +32,23 @@ class GhostBatchNorm2dImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);
   // weight 1, bias 0, running_mean 0, running_var 1, num_batches_tracked 0 (BatchNorm2d's).
   void reset_parameters();
+  // running_mean 0, running_var 1, num_batches_tracked 0; weight and bias kept.
+  void reset_running_stats();
 
   int64_t channels() const { return channels_; }
   int64_t group = 0;         // samples per statistics group; 0: the whole batch (plain BatchNorm)
   double stat_weight = 1.0;  // factor of this rank's running-statistics update (see above)
   BatchNormMode mode = BatchNormMode::standard;
+  // Factor of each running-statistics update; none: the cumulative average over the batches
+  // since the last reset (1/k at the k-th), as BatchNorm2d's momentum = None (the probe's
+  // recalibration).
+  std::optional<double> momentum;
 
   at::Tensor weight, bias, running_mean, running_var, num_batches_tracked;
 
  private:
   int64_t channels_;
-  double eps_, momentum_;
+  double eps_;
 };
 TORCH_MODULE(GhostBatchNorm2d);
 

@@ -17,8 +17,10 @@ namespace passlab::pipeline {
 
 // Streams of derive_seed(experiment.seed, ·). The values are part of the results: changing one
 // changes every number of the stage that uses it.
-enum Stream : uint64_t { kInit = 1, kDenseData = 2, kSearchData = 3, kFinetuneData = 4, kBaseline = 5, kTaylor = 6,
-              kRegulariseData = 7 };
+enum Stream : uint64_t {
+  kInit = 1, kDenseData = 2, kSearchData = 3, kFinetuneData = 4, kBaseline = 5, kTaylor = 6, kRegulariseData = 7,
+  kProbeData = 8
+};
 
 struct TaskContext {
   const config::Config& cfg;

@@ -3,11 +3,14 @@
 // summary, and for a prune task its masks and keep indices (and PASS's hypernetwork and
 // prompt). The group leader writes through io::AtomicWriter (status set last); every rank
 // returns once the file is complete on disk.
+#include <optional>
+
 #include "passlab/models/prunable.hpp"
 #include "passlab/pipeline/context.hpp"
 #include "passlab/pipeline/dense_model.hpp"
 #include "passlab/pipeline/evaluation.hpp"
 #include "passlab/pipeline/keep_plan.hpp"
+#include "passlab/pipeline/probe.hpp"
 #include "passlab/train/trainer.hpp"
 
 namespace passlab::pipeline {
@@ -24,6 +27,7 @@ struct PruneOutcome {
   models::PrunableNetwork& compact;
   const TrainedStage& finetuned;
   const PrunedEvaluation& evaluation;
+  const std::optional<ProbeResult>& probe;  // the structure probe, when it ran
 };
 
 // <output>/runs/<run_id>.h5.

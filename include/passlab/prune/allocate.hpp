@@ -35,7 +35,7 @@ struct AllocationOptions {
   int64_t min_keep_channels = 1;
   double min_keep_fraction = 0.05;
   int64_t round_to = 1;
-  bool prune_residual = false;
+  bool prune_residual = true;  // as config::PruneConfig
   Normalization normalization = Normalization::mean;
 };
 AllocationOptions allocation_options(const config::PruneConfig& cfg);
