@@ -216,6 +216,13 @@ std::vector<FieldSpec> make_fields() {
              "(summary@speedup_unreliable, a ? in inspect)."),
         0, std::nullopt, true)
       .in_run = false;
+  choices(eval(&EvalConfig::latency_form, "latency_form",
+               "Form of both networks the speed-up times: folded (BatchNorm folded into the convs, as deployed), "
+               "folded_channels_last (the same in NHWC memory format), auto (folded, in the memory format that times faster "
+               "on the dense network; NHWC tends to win at ImageNet sizes, NCHW at CIFAR sizes), or training (as built, "
+               "BatchNorm layers)."),
+          {"folded", "folded_channels_last", "auto", "training"})
+      .in_run = false;
   // [sweep]
   auto sweep = [&](auto mem, const char* key, const char* doc) -> FieldSpec& {
     FieldSpec& f = e.add(bind("sweep", key, &Config::sweep, mem, doc));

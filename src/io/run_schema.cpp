@@ -149,6 +149,10 @@ std::vector<Entry> make_entries() {
   t.summary(kLoad1minEnd, Type::float64, P, "1-minute load average when the timing ended; -1 if unreadable.", Need::optional,
             since);
   t.summary(kCores, Type::int64, P, "Online cores of the machine that timed (to read the load against).", Need::optional, since);
+  t.summary(kSpeedupForm, Type::string, P,
+            "Form of both networks that was timed (eval.latency_form): folded (BatchNorm folded into the convs), "
+            "folded_channels_last, or training (as built).",
+            Need::optional, "every prune run file but those written before the folded inference form");
   t.summary(kLatencyBatch, Type::int64, P, "Batch size of the latency measurement (eval.latency_batch).");
   t.summary(kLatencyDevice, Type::string, P, "Device the latency was measured on.");
 

@@ -104,6 +104,7 @@ struct EvalConfig {
   int64_t latency_warmup_max = 30;
   double latency_warmup_tolerance = 0.10;
   double speedup_max_spread = 0.10;
+  std::string latency_form = "folded";  // prune::InferenceForm: training | folded | folded_channels_last
 };
 
 // One include/exclude entry of [sweep]: unset fields match anything.

@@ -79,6 +79,7 @@ inline constexpr char kSpeedupUnreliable[] = "speedup_unreliable";
 inline constexpr char kLoad1minStart[] = "load_1min_start";
 inline constexpr char kLoad1minEnd[] = "load_1min_end";
 inline constexpr char kCores[] = "cores";
+inline constexpr char kSpeedupForm[] = "speedup_form";
 
 // Curves under /metrics: training curves are <stage>_<suffix> (stage "dense" in dense files,
 // "finetune" in run files), one value per epoch; search curves one value per search step.
