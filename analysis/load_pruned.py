@@ -15,6 +15,14 @@ size: it comes from ``data.input_size``, the PASS prompt's size, or, failing tho
 size at which the rebuilt model's MAC count equals the file's ``/summary`` macs. The rebuilt
 model's MACs are always checked against ``/summary`` macs (an error if they differ).
 
+The inference form, as passlab times it (models/fold.hpp): ``fold_batchnorm(model)`` returns a
+copy with every BatchNorm folded into the convolution before it (torch.fx), optionally in
+channels-last memory format; ``save_torchscript(model, path, example)`` writes it as a TorchScript
+file a deployment loads with ``torch.jit.load`` (no passlab, no analysis package needed):
+
+    folded = fold_batchnorm(load_pruned(path))
+    save_torchscript(folded, "pruned.pt", torch.randn(1, 3, 32, 32))
+
 Runs fine-tuned with ``finetune.keep_prompt = true`` expect the visual prompt in front:
 ``load_pruned(path, with_prompt=True, mean=..., std=...)`` (mean/std: the store's per-channel
 normalisation; read from the store named in /config when that file is reachable).
@@ -264,3 +272,26 @@ def check_logits(path, model=None) -> float:
     if got.shape != want.shape:
         raise ValueError(f"{path}: logits of shape {got.shape}, passlab's are {want.shape}")
     return float(np.abs(got - want).max() / np.abs(want).max())
+
+
+def fold_batchnorm(model: nn.Module, channels_last: bool = False) -> nn.Module:
+    """An eval-mode copy of ``model`` with every BatchNorm folded into the conv before it
+    (W' = W * gamma / sqrt(var + eps), b' = (b - mean) * gamma / sqrt(var + eps) + beta): the same
+    transformation as passlab's models/fold.hpp. ``model`` itself is not changed."""
+    from torch.fx.experimental.optimization import fuse
+
+    folded = fuse(model.eval(), inplace=False)
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in folded.modules()):
+        raise ValueError("fold_batchnorm: a BatchNorm does not follow a conv and was left unfolded")
+    folded.eval()
+    return folded.to(memory_format=torch.channels_last) if channels_last else folded
+
+
+def save_torchscript(model: nn.Module, path, example: torch.Tensor) -> Path:
+    """Writes ``model`` (eval mode) as a TorchScript file, traced on ``example`` (the networks
+    have no data-dependent control flow), and returns the path."""
+    path = Path(path)
+    with torch.no_grad():
+        scripted = torch.jit.trace(model.eval(), example)
+    scripted.save(str(path))
+    return path

@@ -1,65 +1,103 @@
-// Measured forward-latency speed-up of physically pruned networks against their MAC ratio.
-// ResNet-18, ResNet-50 and VGG-16-BN at 224 px, batch 32, l1_global at 50 % and 30 % MACs kept
-// (random-initialised weights: the speed-up depends only on the kept widths). Prints JSON.
+// Measured forward-latency speed-up of physically pruned networks against their MAC ratio, in
+// the training form (BatchNorm layers) and the folded inference form (models/fold.hpp), with
+// PyTorch's timing of the same exported networks beside passlab's (bench/prune_speedup_ref.py,
+// analysis/load_pruned.py). Random-initialised weights with l1_global plans: the speed-up
+// depends only on the kept widths. Prints JSON.
 //
-//   bench_prune_speedup [--threads 2] [--batch 32] [--size 224] [--warmup 1] [--repeats 3]
-//                       [--archs resnet18,resnet50,vgg16_bn] [--budgets 0.5,0.3] [--device cpu|cuda]
-//                       [--channels-last 0|1] [--prune-residual 0|1]
-//                       [--round-to 1]   (kept channel counts rounded up to a multiple; 8 suits SIMD kernels)
+//   bench_prune_speedup [--threads 2] [--batch 8] [--size 224] [--rounds 7] [--max-warmup 10]
+//                       [--cases resnet18:0.5,resnet50:0.5,vgg16_bn:0.5,resnet20:0.3:r]
+//                       [--forms training,auto] (also folded, folded_channels_last) [--device cpu|cuda]
+//                       [--round-to 1] [--torch-ref 1|0]
+//
+// A case is ARCH:BUDGET[:r] (r: residual groups pruned too). resnet20/56 run at 32 px with the
+// CIFAR stem and 10 classes, the others at --size with the ImageNet stem and 1000 classes. Each
+// (case, form) is one prune::measure_speedup call: dense and compact in interleaved rounds, the
+// median per-round ratio and its spread, the machine's load before and after (the machine may be
+// shared: read the ratios, measured side by side, rather than the absolute times).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
-#include <algorithm>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "passlab/core/log.hpp"
+#include "passlab/io/hdf5.hpp"
 #include "passlab/models/factory.hpp"
+#include "passlab/models/weights.hpp"
 #include "passlab/prune/allocate.hpp"
-#include "passlab/prune/latency.hpp"
 #include "passlab/prune/slice.hpp"
+#include "passlab/prune/speedup.hpp"
 
 using namespace passlab;
 
 namespace {
 
-std::vector<std::string> split(const std::string& s) {
+std::vector<std::string> split(const std::string& s, char sep = ',') {
   std::vector<std::string> out;
   std::stringstream ss(s);
   std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(item);
+  while (std::getline(ss, item, sep)) out.push_back(item);
   return out;
+}
+
+struct Case {
+  std::string arch;
+  double budget = 0.5;
+  bool prune_residual = false;
+};
+
+Case parse_case(const std::string& s) {
+  const auto f = split(s, ':');
+  if (f.size() < 2 || f.size() > 3 || (f.size() == 3 && f[2] != "r"))
+    throw ConfigError("--cases: '" + s + "' is not ARCH:BUDGET[:r]");
+  return {f[0], std::stod(f[1]), f.size() == 3};
+}
+
+// A weight file analysis/load_pruned.py reads: root attribute arch, the state_dict under /weights.
+std::filesystem::path export_weights(const models::PrunableNetwork& net, const std::filesystem::path& path) {
+  auto f = io::File::create(path);
+  f.root().set_attr("arch", net.spec().arch);
+  auto w = f.root().create_group("weights");
+  models::save_weights(net, w);
+  f.close();
+  return path;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   int threads = 2;
-  int64_t batch = 32, size = 224, warmup = 1, repeats = 3, round_to = 1;
-  std::vector<std::string> archs = {"resnet18", "resnet50", "vgg16_bn"};
-  std::vector<double> budgets = {0.5, 0.3};
+  int64_t batch = 8, size = 224, rounds = 7, max_warmup = 10, round_to = 1;
+  std::vector<Case> cases;
+  for (const char* c : {"resnet18:0.5", "resnet50:0.5", "vgg16_bn:0.5", "resnet20:0.3:r"}) cases.push_back(parse_case(c));
+  std::vector<prune::InferenceForm> forms = {prune::InferenceForm::training, prune::InferenceForm::folded_auto};
   std::string device = "cpu";
-  bool channels_last = false, prune_residual = false;
+  bool torch_ref = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--threads") threads = std::stoi(v);
     else if (k == "--batch") batch = std::stoll(v);
     else if (k == "--size") size = std::stoll(v);
-    else if (k == "--warmup") warmup = std::stoll(v);
-    else if (k == "--repeats") repeats = std::stoll(v);
+    else if (k == "--rounds") rounds = std::stoll(v);
+    else if (k == "--max-warmup") max_warmup = std::stoll(v);
     else if (k == "--round-to") round_to = std::stoll(v);
-    else if (k == "--channels-last") channels_last = v == "1";
-    else if (k == "--prune-residual") prune_residual = v == "1";
-    else if (k == "--archs") archs = split(v);
-    else if (k == "--budgets") {
-      budgets.clear();
-      for (auto& b : split(v)) budgets.push_back(std::stod(b));
-    } else if (k == "--device") device = v;
-    else {
+    else if (k == "--torch-ref") torch_ref = v == "1";
+    else if (k == "--device") device = v;
+    else if (k == "--cases") {
+      cases.clear();
+      for (auto& c : split(v)) cases.push_back(parse_case(c));
+    } else if (k == "--forms") {
+      forms.clear();
+      for (auto& f : split(v)) forms.push_back(prune::parse_inference_form(f));
+    } else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
     }
@@ -71,59 +109,72 @@ int main(int argc, char** argv) {
   passlab::log::init(passlab::log::Level::warn);  // logs go to stdout: keep the JSON clean
   at::set_num_threads(threads);
   const at::Device dev = device == "cuda" ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+  const char* py_env = std::getenv("PASSLAB_PYTHON");
+  const std::string python = py_env && *py_env ? py_env : PASSLAB_BENCH_PYTHON;
+  const std::filesystem::path tmp = std::filesystem::temp_directory_path() / ("bench_prune_speedup_" + std::to_string(getpid()));
+  std::filesystem::create_directories(tmp);
 
   std::printf("{\n  \"bench\": \"prune_speedup\",\n  \"method\": \"l1_global\",\n  \"device\": \"%s\",\n  \"threads\": %d,\n"
-              "  \"batch\": %lld,\n  \"input_size\": %lld,\n  \"warmup\": %lld,\n  \"repeats\": %lld,\n  \"round_to\": %lld,\n  \"channels_last\": %s,\n  \"prune_residual\": %s,\n  \"results\": [",
-              device.c_str(), threads, static_cast<long long>(batch), static_cast<long long>(size),
-              static_cast<long long>(warmup), static_cast<long long>(repeats), static_cast<long long>(round_to), channels_last ? "true" : "false",
-              prune_residual ? "true" : "false");
+              "  \"batch\": %lld,\n  \"rounds\": %lld,\n  \"round_to\": %lld,\n  \"results\": [",
+              device.c_str(), threads, static_cast<long long>(batch), static_cast<long long>(rounds),
+              static_cast<long long>(round_to));
   bool first = true;
-  for (const auto& arch : archs) {
+  for (const auto& c : cases) {
+    const bool cifar = c.arch == "resnet20" || c.arch == "resnet56";
+    const int64_t s = cifar ? 32 : size, classes = cifar ? 10 : 1000;
     at::manual_seed(0);  // same random weights, hence the same l1_global plan, on every run
-    auto dense = models::make_model(arch, 1000, 3, size, "imagenet");
-    dense->eval();
-    dense->to(dev);
-    std::vector<models::PrunableNetworkPtr> nets = {dense};
-    std::vector<prune::Allocation> allocs;
-    for (double budget : budgets) {
-      prune::AllocationOptions opt;
-      opt.budget = budget;
-      opt.round_to = round_to;
-      opt.prune_residual = prune_residual;
-      allocs.push_back(prune::allocate_baseline(*dense, "l1_global", opt));
-      nets.push_back(prune::make_compact(*dense, allocs.back().keep));
+    auto dense = models::make_model(c.arch, classes, 3, s, cifar ? "cifar" : "imagenet");
+    prune::AllocationOptions opt;
+    opt.budget = c.budget;
+    opt.round_to = round_to;
+    opt.prune_residual = c.prune_residual;
+    const auto alloc = prune::allocate_baseline(*dense, "l1_global", opt);
+    auto compact = prune::make_compact(*dense, alloc.keep);
+    const auto dc = dense->count(), cc = compact->count();
+    const double mac_ratio = static_cast<double>(dc.macs) / static_cast<double>(cc.macs);
+    std::filesystem::path dense_h5, compact_h5;
+    if (torch_ref) {
+      dense_h5 = export_weights(*dense, tmp / "dense.h5");
+      compact_h5 = export_weights(*compact, tmp / "compact.h5");
     }
-    // Interleaved timing (dense, pruned, pruned, dense, ...): load changes on a shared machine
-    // then hit every network alike instead of biasing one of them.
-    for (auto& n : nets) (void)prune::measure_latency(*n, batch, 3, size, warmup, 1, channels_last);
-    std::vector<std::vector<double>> samples(nets.size());
-    for (int64_t r = 0; r < repeats; ++r)
-      for (size_t i = 0; i < nets.size(); ++i)
-        samples[i].push_back(prune::measure_latency(*nets[i], batch, 3, size, 0, 1, channels_last).samples_ms[0]);
-    auto median = [](std::vector<double> v) {
-      std::sort(v.begin(), v.end());
-      const size_t n = v.size();
-      return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-    };
-    auto minimum = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
-    const auto dense_count = dense->count();
-    for (size_t b = 0; b < budgets.size(); ++b) {
-      const auto cc = nets[b + 1]->count();
-      const double mac_ratio = static_cast<double>(dense_count.macs) / static_cast<double>(cc.macs);
-      const double dense_ms = median(samples[0]), pruned_ms = median(samples[b + 1]);
-      const double speedup = dense_ms / pruned_ms;
-      std::printf("%s\n    {\"arch\": \"%s\", \"budget\": %.2f, \"dense_macs\": %lld, \"pruned_macs\": %lld, \"macs_kept\": %.4f, "
-                  "\"dense_params\": %lld, \"pruned_params\": %lld, \"dense_ms\": %.2f, \"pruned_ms\": %.2f, "
-                  "\"dense_ms_min\": %.2f, \"pruned_ms_min\": %.2f, \"mac_ratio\": %.3f, \"speedup\": %.3f, "
-                  "\"speedup_min\": %.3f, \"speedup_over_mac_ratio\": %.3f}",
-                  first ? "" : ",", arch.c_str(), budgets[b], static_cast<long long>(dense_count.macs),
-                  static_cast<long long>(cc.macs), allocs[b].ratio(), static_cast<long long>(dense_count.params),
-                  static_cast<long long>(cc.params), dense_ms, pruned_ms, minimum(samples[0]), minimum(samples[b + 1]),
-                  mac_ratio, speedup, minimum(samples[0]) / minimum(samples[b + 1]), speedup / mac_ratio);
+    dense->to(dev);
+    compact->to(dev);
+    for (auto form : forms) {
+      prune::SpeedupOptions o;
+      o.rounds = rounds;
+      o.max_warmup = max_warmup;
+      o.form = form;
+      const auto r = prune::measure_speedup(*dense, *compact, batch, 3, s, o);
+      std::string ref = "null";
+      if (torch_ref && dev.is_cpu()) {
+        std::ostringstream cmd;
+        cmd << python << " " << PASSLAB_BENCH_SOURCE_DIR << "/bench/prune_speedup_ref.py --dense " << dense_h5
+            << " --compact " << compact_h5 << " --size " << s << " --batch " << batch << " --threads " << threads
+            << " --rounds " << rounds << " --max-warmup " << max_warmup << " --form " << prune::to_string(r.form) << " 2>/dev/null";
+        const std::string out = bench::run_capture(cmd.str());
+        const double ts = bench::json_number(out, "speedup"), tc = bench::json_number(out, "compact_ms");
+        std::ostringstream js;
+        js << "{\"dense_ms\": " << bench::json_number(out, "dense_ms") << ", \"compact_ms\": " << tc
+           << ", \"speedup\": " << ts << ", \"spread\": " << bench::json_number(out, "spread")
+           << ", \"compact_ms_passlab_over_torch\": " << (tc > 0 ? r.compact_median_ms / tc : -1) << "}";
+        ref = ts > 0 ? js.str() : "{\"error\": \"prune_speedup_ref.py printed no result\"}";
+      }
+      std::printf("%s\n    {\"arch\": \"%s\", \"budget\": %.2f, \"prune_residual\": %s, \"input_size\": %lld, \"form\": \"%s\", \"requested_form\": \"%s\", "
+                  "\"dense_macs\": %lld, \"pruned_macs\": %lld, \"mac_ratio\": %.3f, \"dense_params\": %lld, \"pruned_params\": %lld, "
+                  "\"dense_ms\": %.3f, \"pruned_ms\": %.3f, \"speedup\": %.3f, \"spread\": %.3f, \"unreliable\": %s, "
+                  "\"speedup_over_mac_ratio\": %.3f, \"warmup_passes\": %lld, \"load_1min\": [%.2f, %.2f], \"cores\": %lld, "
+                  "\"torch\": %s}",
+                  first ? "" : ",", c.arch.c_str(), c.budget, c.prune_residual ? "true" : "false", static_cast<long long>(s),
+                  prune::to_string(r.form), prune::to_string(form), static_cast<long long>(dc.macs), static_cast<long long>(cc.macs), mac_ratio,
+                  static_cast<long long>(dc.params), static_cast<long long>(cc.params), r.dense_median_ms,
+                  r.compact_median_ms, r.speedup, r.spread, r.unreliable ? "true" : "false", r.speedup / mac_ratio,
+                  static_cast<long long>(r.warmup_passes), r.load_start.load_1min, r.load_end.load_1min,
+                  static_cast<long long>(r.load_end.cores), ref.c_str());
       std::fflush(stdout);
       first = false;
     }
   }
   std::printf("\n  ]\n}\n");
+  std::filesystem::remove_all(tmp);
   return 0;
 }

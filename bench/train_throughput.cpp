@@ -39,6 +39,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "passlab/core/error.hpp"
 #include "passlab/core/log.hpp"
 #include "passlab/dist/communicator.hpp"
@@ -47,12 +48,6 @@
 #include "passlab/models/ghost_batchnorm.hpp"
 #include "passlab/train/trainer.hpp"
 
-#ifndef PASSLAB_BENCH_SOURCE_DIR
-#define PASSLAB_BENCH_SOURCE_DIR "."
-#endif
-#ifndef PASSLAB_BENCH_PYTHON
-#define PASSLAB_BENCH_PYTHON "python3"
-#endif
 #ifndef PASSLAB_BENCH_TCMALLOC
 #define PASSLAB_BENCH_TCMALLOC ""
 #endif
@@ -169,22 +164,8 @@ double passlab_ips(const ModelCase& m, int64_t batch, int threads, dist::Communi
   return double(batch * comm.size() * steps) / s;
 }
 
-std::string run_capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
-}
-
-double json_number(const std::string& json, const std::string& key) {
-  auto k = json.find("\"" + key + "\":");
-  if (k == std::string::npos) return -1;
-  return std::strtod(json.c_str() + k + key.size() + 3, nullptr);
-}
+using bench::json_number;
+using bench::run_capture;
 
 double pytorch_ips(const ModelCase& m, int64_t batch, int threads, int warmup, int steps, bool tcmalloc,
                    const Setup& setup, std::string* raw) {

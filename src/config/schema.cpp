@@ -268,6 +268,13 @@ std::vector<FieldSpec> make_fields() {
              "top-1 (summary@probe_val_top1; `passlab probe` scores finished run files the same way); 0: no probe."),
         0, kMaxCount)
       .in_run = false;
+  choices(eval(&EvalConfig::latency_form, "latency_form",
+               "Form of both networks the speed-up times: folded (BatchNorm folded into the convs, as deployed), "
+               "folded_channels_last (the same in NHWC memory format), auto (folded, in the memory format that times faster "
+               "on the dense network; NHWC tends to win at ImageNet sizes, NCHW at CIFAR sizes), or training (as built, "
+               "BatchNorm layers)."),
+          {"folded", "folded_channels_last", "auto", "training"})
+      .in_run = false;
   // [sweep]
   auto sweep = [&](auto mem, const char* key, const char* doc) -> FieldSpec& {
     FieldSpec& f = e.add(bind("sweep", key, &Config::sweep, mem, doc));

@@ -159,6 +159,10 @@ std::vector<Entry> make_entries() {
             Need::optional, probed);
   t.summary(kProbeBatches, Type::int64, P, "Training batches per rank the probe recalibrated BatchNorm on.", Need::optional,
             probed);
+  t.summary(kSpeedupForm, Type::string, P,
+            "Form of both networks that was timed (eval.latency_form): folded (BatchNorm folded into the convs), "
+            "folded_channels_last, or training (as built).",
+            Need::optional, "every prune run file but those written before the folded inference form");
   t.summary(kLatencyBatch, Type::int64, P, "Batch size of the latency measurement (eval.latency_batch).");
   t.summary(kLatencyDevice, Type::string, P, "Device the latency was measured on.");
 

@@ -127,7 +127,8 @@ class Builder {
   }
 
   // Elementwise records (ops_full only): activation, residual add, pooling.
-  void op(LayerKind kind, const std::string& path, int g, int64_t fixed_channels, const Geo& geo, int64_t ops_per_element = 1) {
+  LayerSpec& op(LayerKind kind, const std::string& path, int g, int64_t fixed_channels, const Geo& geo,
+                int64_t ops_per_element = 1) {
     LayerSpec l;
     l.name = path;
     l.kind = kind;
@@ -136,8 +137,23 @@ class Builder {
     l.out_h = geo.h;
     l.out_w = geo.w;
     l.ops_per_element = ops_per_element;
-    add(std::move(l));
+    if (kind == LayerKind::act) l.act_max = act_max;
+    return s.layers[add(std::move(l))];
   }
+  // Max-pooling k x k, stride s, padding p: advances geo.
+  void max_pool(const std::string& path, int g, Geo& geo, int64_t k, int64_t stride, int64_t pad) {
+    geo = max_pool_geo(geo, k, stride, pad);
+    check_geo(path, geo);
+    LayerSpec& l = op(LayerKind::pool, path, g, 0, geo, k * k);
+    l.kernel_h = l.kernel_w = k;
+    l.stride = stride;
+    l.padding = pad;
+  }
+  // Adaptive average pooling to `out`, ops_per_element input elements averaged per output.
+  void avg_pool(const std::string& path, int g, const Geo& out, int64_t ops_per_element) {
+    op(LayerKind::pool, path, g, 0, out, ops_per_element).average = true;
+  }
+  double act_max = 0;  // upper clamp of the activations recorded from now on (0: plain ReLU)
 
   void check_geo(const std::string& path, const Geo& geo) const {
     PASSLAB_CHECK(geo.h >= 1 && geo.w >= 1, ConfigError,
@@ -170,11 +186,7 @@ class ResNet final : public PrunableNetwork {
       conv1_ = b.conv(*this, "conv1", "conv1", -1, spec.in_channels, g_stem_, 3, 1, 1, geo);
     bn1_ = b.bn(*this, "bn1", "bn1", g_stem_, geo);
     b.op(LayerKind::act, "relu", g_stem_, 0, geo);
-    if (imagenet_stem) {
-      geo = max_pool_geo(geo, 3, 2, 1);
-      b.check_geo("maxpool", geo);
-      b.op(LayerKind::pool, "maxpool", g_stem_, 0, geo, 9);
-    }
+    if (imagenet_stem) b.max_pool("maxpool", g_stem_, geo, 3, 2, 1);
     const int64_t expansion = bottleneck ? 4 : 1;
     int in_g = g_stem_;
     int64_t in_dense = stem_width;
@@ -226,7 +238,7 @@ class ResNet final : public PrunableNetwork {
         blocks_.push_back(blk);
       }
     }
-    b.op(LayerKind::pool, "avgpool", in_g, 0, Geo{1, 1}, geo.h * geo.w);
+    b.avg_pool("avgpool", in_g, Geo{1, 1}, geo.h * geo.w);
     fc_ = b.linear(*this, "fc", "fc", in_g, 1, 0, spec.num_classes);
     finish_build(std::move(b.s), "fc");
   }
@@ -277,9 +289,7 @@ class VGG final : public PrunableNetwork {
     for (int64_t v : cfg) {
       const std::string i = std::to_string(idx);
       if (v == 0) {  // max-pool
-        geo = max_pool_geo(geo, 2, 2, 0);
-        b.check_geo("features." + i, geo);
-        b.op(LayerKind::pool, "features." + i, in_g, 0, geo, 4);
+        b.max_pool("features." + i, in_g, geo, 2, 2, 0);
         steps_.push_back({});
         idx += 1;
         continue;
@@ -297,7 +307,7 @@ class VGG final : public PrunableNetwork {
     last_g_ = in_g;
     auto classifier = Builder::sub(*this, "classifier");
     if (imagenet_head) {
-      b.op(LayerKind::pool, "avgpool", in_g, 0, Geo{7, 7}, std::max<int64_t>(1, (geo.h + 6) / 7) * std::max<int64_t>(1, (geo.w + 6) / 7));
+      b.avg_pool("avgpool", in_g, Geo{7, 7}, std::max<int64_t>(1, (geo.h + 6) / 7) * std::max<int64_t>(1, (geo.w + 6) / 7));
       fc0_ = b.linear(*classifier, "0", "classifier.0", in_g, 49, 0, 4096);
       b.op(LayerKind::act, "classifier.1", -1, 4096, Geo{1, 1});
       fc3_ = b.linear(*classifier, "3", "classifier.3", -1, 1, 4096, 4096);
@@ -305,7 +315,7 @@ class VGG final : public PrunableNetwork {
       fc6_ = b.linear(*classifier, "6", "classifier.6", -1, 1, 4096, spec.num_classes);
       finish_build(std::move(b.s), "classifier.6");
     } else {
-      b.op(LayerKind::pool, "avgpool", in_g, 0, Geo{1, 1}, geo.h * geo.w);
+      b.avg_pool("avgpool", in_g, Geo{1, 1}, geo.h * geo.w);
       fc0_ = b.linear(*classifier, "0", "classifier.0", in_g, 1, 0, spec.num_classes);
       finish_build(std::move(b.s), "classifier.0");
     }
@@ -344,6 +354,7 @@ class MobileNetV2 final : public PrunableNetwork {
  public:
   MobileNetV2(const ModelSpec& spec, bool imagenet_stem) : PrunableNetwork(spec) {
     Builder b(spec.arch, [this](int g, int64_t d) { return width_of(g, d); });
+    b.act_max = 6;  // ReLU6 throughout
     Geo geo{spec.input_size, spec.input_size};
     auto features = Builder::sub(*this, "features");
     {
@@ -408,7 +419,7 @@ class MobileNetV2 final : public PrunableNetwork {
       last_bn_ = b.bn(*f, "1", p + ".1", g_last_, geo);
       b.op(LayerKind::act, p + ".2", g_last_, 0, geo);
     }
-    b.op(LayerKind::pool, "avgpool", g_last_, 0, Geo{1, 1}, geo.h * geo.w);
+    b.avg_pool("avgpool", g_last_, Geo{1, 1}, geo.h * geo.w);
     auto classifier = Builder::sub(*this, "classifier");
     fc_ = b.linear(*classifier, "1", "classifier.1", g_last_, 1, 0, spec.num_classes);
     finish_build(std::move(b.s), "classifier.1");

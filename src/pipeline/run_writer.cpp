@@ -147,6 +147,7 @@ void write_run_file(const TaskContext& ctx, const PruneOutcome& out) {
     s.set_attr(rf::kLoad1minStart, sp.load_start.load_1min);
     s.set_attr(rf::kLoad1minEnd, sp.load_end.load_1min);
     s.set_attr(rf::kCores, sp.load_end.cores);
+    s.set_attr(rf::kSpeedupForm, std::string(prune::to_string(sp.form)));
     s.set_attr(rf::kLatencyBatch, sp.batch);
     s.set_attr(rf::kLatencyDevice, sp.device);
     if (out.probe) {

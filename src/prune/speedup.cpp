@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <fstream>
+#include <utility>
 
 #include "passlab/config/config.hpp"
 #include "passlab/core/check.hpp"
 #include "passlab/core/log.hpp"
+#include "passlab/models/fold.hpp"
 #include "passlab/prune/latency.hpp"
 
 namespace passlab::prune {
@@ -52,18 +54,68 @@ SpeedupOptions speedup_options(const config::EvalConfig& e) {
           .max_warmup = e.latency_warmup_max,
           .warmup_tolerance = e.latency_warmup_tolerance,
           .max_spread = e.speedup_max_spread,
-          .channels_last = false,
+          .form = parse_inference_form(e.latency_form),
           .on_timed_pass = nullptr};
 }
 
-SpeedupResult measure_speedup(models::Network& dense, models::Network& compact, int64_t batch, int64_t in_channels,
-                              int64_t input_size, const SpeedupOptions& o) {
+namespace {
+constexpr std::pair<InferenceForm, const char*> kFormNames[] = {
+    {InferenceForm::training, "training"},
+    {InferenceForm::folded, "folded"},
+    {InferenceForm::folded_channels_last, "folded_channels_last"},
+    {InferenceForm::folded_auto, "auto"}};
+}  // namespace
+
+const char* to_string(InferenceForm f) {
+  for (const auto& [form, name] : kFormNames)
+    if (form == f) return name;
+  return "?";
+}
+
+InferenceForm parse_inference_form(const std::string& name) {
+  for (const auto& [form, n] : kFormNames)
+    if (name == n) return form;
+  throw ConfigError("unknown latency form '" + name + "' (allowed: training, folded, folded_channels_last, auto)");
+}
+
+SpeedupResult measure_speedup(models::PrunableNetwork& dense, models::PrunableNetwork& compact, int64_t batch,
+                              int64_t in_channels, int64_t input_size, const SpeedupOptions& o) {
+  SpeedupResult r;
+  if (o.form == InferenceForm::training) {
+    r = time_speedup(dense, compact, batch, in_channels, input_size, o);
+    r.form = o.form;
+    return r;
+  }
+  bool channels_last = o.form == InferenceForm::folded_channels_last;
+  if (o.form == InferenceForm::folded_auto) {
+    // "Speed-up" of NHWC over NCHW on the same dense network: above 1, channels-last is faster.
+    SpeedupOptions probe = o;
+    probe.rounds = std::min<int64_t>(o.rounds, 5);
+    probe.form = InferenceForm::folded;
+    probe.on_timed_pass = nullptr;
+    const auto layouts = time_speedup(*models::fold_batchnorm(dense), *models::fold_batchnorm(dense, {.channels_last = true}),
+                                      batch, in_channels, input_size, probe);
+    channels_last = layouts.speedup > 1;
+    PL_DEBUG("latency form auto: channels-last times {:.2f}x the speed of NCHW on the dense network; using {}",
+             layouts.speedup, channels_last ? "channels-last" : "NCHW");
+  }
+  SpeedupOptions timed = o;
+  timed.form = channels_last ? InferenceForm::folded_channels_last : InferenceForm::folded;  // the input's format
+  const models::FoldOptions fold{.channels_last = channels_last};
+  r = time_speedup(*models::fold_batchnorm(dense, fold), *models::fold_batchnorm(compact, fold), batch, in_channels,
+                   input_size, timed);
+  r.form = timed.form;
+  return r;
+}
+
+SpeedupResult time_speedup(models::Network& dense, models::Network& compact, int64_t batch, int64_t in_channels,
+                           int64_t input_size, const SpeedupOptions& o) {
   PASSLAB_CHECK(batch >= 1 && o.rounds >= 1 && o.min_warmup >= 0 && o.max_warmup >= o.min_warmup && o.warmup_window >= 1,
                 ConfigError, "speed-up: batch and rounds must be >= 1, 0 <= min_warmup <= max_warmup, warmup_window >= 1");
   SpeedupResult r;
   r.load_start = read_machine_load();
   InferenceScope dense_scope(dense), compact_scope(compact);
-  const at::Tensor x = latency_input(dense, batch, in_channels, input_size, o.channels_last);
+  const at::Tensor x = latency_input(dense, batch, in_channels, input_size, o.form == InferenceForm::folded_channels_last);
   r.device = x.device().str();
   r.batch = batch;
   // Warm-up: alternating passes until both networks' recent times settle (caches, allocator,
@@ -93,8 +145,8 @@ SpeedupResult measure_speedup(models::Network& dense, models::Network& compact, 
   }
   static_cast<RoundStatistics&>(r) = round_statistics(r.dense_ms, r.compact_ms, o.max_spread);
   r.load_end = read_machine_load();
-  PL_DEBUG("speed-up on {}: {:.3f}x (spread {:.3f}{}) over {} rounds after {} warm-up passes{}; load {:.2f} → {:.2f} on {} cores",
-           r.device, r.speedup, r.spread, r.unreliable ? ", unreliable" : "", r.rounds, r.warmup_passes,
+  PL_DEBUG("speed-up on {} ({}): {:.3f}x (spread {:.3f}{}) over {} rounds after {} warm-up passes{}; load {:.2f} → {:.2f} on {} cores",
+           r.device, to_string(o.form), r.speedup, r.spread, r.unreliable ? ", unreliable" : "", r.rounds, r.warmup_passes,
            r.warmup_stable ? "" : " (not settled)", r.load_start.load_1min, r.load_end.load_1min, r.load_end.cores);
   return r;
 }

@@ -127,6 +127,7 @@ TEST_F(TaskFixture, BaselineRunFileHasNoHypernetwork) {
   EXPECT_TRUE(std::isfinite(spread) && spread >= 0);
   EXPECT_EQ(s.attr_int(rf::kSpeedupUnreliable), spread > cfg.eval.speedup_max_spread ? 1 : 0);
   EXPECT_GE(s.attr_int(rf::kCores), 1);
+  EXPECT_EQ(s.attr_string(rf::kSpeedupForm), cfg.eval.latency_form);
   for (const char* a : {rf::kLoad1minStart, rf::kLoad1minEnd})
     EXPECT_TRUE(s.attr_double(a) == -1 || s.attr_double(a) >= 0) << a;
   EXPECT_GT(s.attr_double(rf::kLatencyDenseMs), 0);

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "passlab/config/config.hpp"
 #include "passlab/core/error.hpp"
 #include "passlab/models/factory.hpp"
 #include "passlab/prune/latency.hpp"
@@ -121,4 +122,30 @@ TEST(MeasureSpeedup, InterleavesRoundsOfARealDenseAndHalfWidthNetwork) {
   EXPECT_TRUE(compact->is_training());
   o.max_warmup = 0;  // below min_warmup
   EXPECT_THROW(measure_speedup(*dense, *compact, 2, 3, 16, o), ConfigError);
+}
+
+TEST(MeasureSpeedup, TimesTheChosenFormAndRecordsIt) {
+  for (auto f : {InferenceForm::training, InferenceForm::folded, InferenceForm::folded_channels_last, InferenceForm::folded_auto})
+    EXPECT_EQ(parse_inference_form(to_string(f)), f);
+  EXPECT_THROW(parse_inference_form("fused"), ConfigError);
+  auto dense = models::make_model("resnet20", 10, 3, 16);
+  auto compact = make_compact(*dense, full_plan(dense->structure()));
+  SpeedupOptions o;
+  o.rounds = 2;
+  o.min_warmup = o.max_warmup = 1;
+  EXPECT_EQ(speedup_options(config::EvalConfig{}).form, InferenceForm::folded);  // the default form
+  for (auto f : {InferenceForm::training, InferenceForm::folded_channels_last}) {
+    o.form = f;
+    const auto r = measure_speedup(*dense, *compact, 1, 3, 16, o);
+    EXPECT_EQ(r.form, f);
+    EXPECT_EQ(r.rounds, 2);
+  }
+  // auto settles on one of the two folded formats, records it, and times only the rounds asked
+  // for with the two networks (the format probe runs without the callback).
+  o.form = InferenceForm::folded_auto;
+  int timed = 0;
+  o.on_timed_pass = [&](bool) { ++timed; };
+  const auto r = measure_speedup(*dense, *compact, 1, 3, 16, o);
+  EXPECT_TRUE(r.form == InferenceForm::folded || r.form == InferenceForm::folded_channels_last);
+  EXPECT_EQ(timed, 2 * o.rounds);
 }

@@ -148,6 +148,7 @@ struct EvalConfig {
   double latency_warmup_tolerance = 0.10;
   double speedup_max_spread = 0.10;
   int64_t probe_batches = 20;  // 0: no probe
+  std::string latency_form = "folded";  // prune::InferenceForm: training | folded | folded_channels_last
 };
 
 // One include/exclude entry of [sweep]: unset fields match anything.

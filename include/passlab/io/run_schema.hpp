@@ -82,6 +82,7 @@ inline constexpr char kLoad1minEnd[] = "load_1min_end";
 inline constexpr char kCores[] = "cores";
 inline constexpr char kProbeValTop1[] = "probe_val_top1";
 inline constexpr char kProbeBatches[] = "probe_batches";
+inline constexpr char kSpeedupForm[] = "speedup_form";
 
 // Curves under /metrics: training curves are <stage>_<suffix> (stage "dense" in dense files,
 // "finetune" in run files), one value per epoch; search curves one value per search step.

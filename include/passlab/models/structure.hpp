@@ -39,6 +39,11 @@ struct LayerSpec {
   int64_t out_h = 1, out_w = 1;  // output spatial size at the network's input size
   int64_t in_spatial = 1;        // linear: input features per channel of in_group (VGG: 7*7)
   int64_t ops_per_element = 1;   // act/add/pool: ops per output element (pool: kernel area)
+  // pool: max-pooling with kernel/stride/padding, or (average) adaptive average pooling to
+  // out_h x out_w. act: ReLU clamped above at act_max (MobileNetV2's ReLU6: 6), 0 for none.
+  // Together with the layer order they let the folded inference form (fold.hpp) run the network.
+  bool average = false;
+  double act_max = 0;
 };
 
 struct ChannelGroup {

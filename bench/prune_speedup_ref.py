@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""PyTorch side of bench/prune_speedup: the dense and compact networks that bench wrote (weight
+files with an ``arch`` attribute), loaded with analysis/load_pruned.py, in the form bench timed
+(training: as loaded; folded: fold_batchnorm; folded_channels_last: the same in NHWC), timed the
+way passlab's prune/speedup.cpp times them: eval mode, no-grad, the same random input for both,
+alternating warm-up passes until the last 3 times of each vary by less than 10 % (3..30 passes),
+then interleaved rounds (dense first in even rounds), the speed-up the median per-round ratio.
+
+    prune_speedup_ref.py --dense d.h5 --compact c.h5 --size 224 --batch 8 --threads 2 --rounds 7 --form folded
+prints one JSON line: {"form", "dense_ms", "compact_ms", "speedup", "spread", "rounds", "warmup_passes"}.
+With --profile, also "profile": where the time goes, per conv and linear layer (forward hooks,
+median of the rounds' passes) of both networks, their times, their MACs per image, and "other"
+(everything outside those layers: activations, additions, pooling, framework overhead).
+"""
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from analysis.load_pruned import fold_batchnorm, load_pruned  # noqa: E402
+
+
+def time_ms(model, x):
+    t0 = time.perf_counter()
+    model(x)
+    return 1e3 * (time.perf_counter() - t0)
+
+
+def stable(times, window=3, tolerance=0.10):
+    if len(times) < window:
+        return False
+    last = times[-window:]
+    return min(last) > 0 and (max(last) - min(last)) / min(last) < tolerance
+
+
+class LayerTimer:
+    """Wall time and MACs per image of every conv and linear module of ``model``, per forward pass."""
+
+    def __init__(self, model):
+        self.times, self.macs, self._t0 = {}, {}, {}
+        for name, mod in model.named_modules():
+            if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)):
+                mod.register_forward_pre_hook(self._pre(name))
+                mod.register_forward_hook(self._post(name))
+
+    def _pre(self, name):
+        def hook(mod, inp):
+            self._t0[name] = time.perf_counter()
+        return hook
+
+    def _post(self, name):
+        def hook(mod, inp, out):
+            self.times.setdefault(name, []).append(1e3 * (time.perf_counter() - self._t0[name]))
+            per_out = mod.weight[0].numel()  # in/groups * k * k (conv) or in (linear)
+            self.macs[name] = int(out[0].numel() * per_out)
+        return hook
+
+    def summary(self, total_ms):
+        layers = {n: float(np.median(t)) for n, t in self.times.items()}
+        return layers, total_ms - sum(layers.values())
+
+
+def profile(dense, compact, x, passes=5):
+    rows = {}
+    out = {}
+    for key, model in (("dense", dense), ("compact", compact)):
+        timer = LayerTimer(model)
+        totals = [time_ms(model, x) for _ in range(passes)]
+        layers, other = timer.summary(float(np.median(totals)))
+        out[key + "_total_ms"], out[key + "_other_ms"] = float(np.median(totals)), other
+        for n, t in layers.items():
+            rows.setdefault(n, {"layer": n})[key + "_ms"] = t
+            rows[n][key + "_macs"] = timer.macs[n]
+    out["layers"] = sorted(rows.values(), key=lambda r: -r.get("compact_ms", 0))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dense", required=True)
+    ap.add_argument("--compact", required=True)
+    ap.add_argument("--size", type=int, required=True)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--min-warmup", type=int, default=3)
+    ap.add_argument("--max-warmup", type=int, default=30)
+    ap.add_argument("--form", choices=["training", "folded", "folded_channels_last"], default="folded")
+    ap.add_argument("--profile", action="store_true")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    nets = []
+    for path in (a.dense, a.compact):
+        m, info = load_pruned(path, input_size=a.size, return_info=True)
+        if a.form != "training":
+            m = fold_batchnorm(m, channels_last=a.form == "folded_channels_last")
+        nets.append(m.eval())
+    channels = info.in_channels
+    torch.manual_seed(0)
+    x = torch.randn(a.batch, channels, a.size, a.size)
+    if a.form == "folded_channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    dense, compact = nets
+    with torch.no_grad():
+        warm = ([], [])
+        passes = 0
+        while passes < a.max_warmup:
+            warm[0].append(time_ms(dense, x))
+            warm[1].append(time_ms(compact, x))
+            passes += 1
+            if passes >= a.min_warmup and stable(warm[0]) and stable(warm[1]):
+                break
+        d, c = [], []
+        for i in range(a.rounds):
+            if i % 2 == 0:
+                d.append(time_ms(dense, x))
+                c.append(time_ms(compact, x))
+            else:
+                c.append(time_ms(compact, x))
+                d.append(time_ms(dense, x))
+        prof = profile(dense, compact, x) if a.profile else None
+    ratios = np.asarray(d) / np.asarray(c)
+    med = float(np.quantile(ratios, 0.5))
+    result = {"form": a.form, "dense_ms": float(np.median(d)), "compact_ms": float(np.median(c)),
+              "speedup": med, "spread": float((np.quantile(ratios, 0.75) - np.quantile(ratios, 0.25)) / med),
+              "rounds": a.rounds, "warmup_passes": passes}
+    if prof is not None:
+        result["profile"] = prof
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
