@@ -48,6 +48,8 @@ TEST(PassSearchMpi, TwoRanksEndWithIdenticalMasks) {
   auto net = models::make_model("resnet20", 5, 3, 16, "cifar");
   config::Config cfg;
   cfg.search.steps = 6;
+  cfg.search.batch_size = 16;  // the global batch of ShardSource: 8 samples on each of 2 ranks,
+  cfg.model.ghost_batch = 8;   // one BatchNorm group each
   cfg.search.hidden = 16;
   cfg.search.embed = 8;
   cfg.search.log_every = 100;

@@ -46,7 +46,7 @@ def read_runs(results):
                 continue
             d = {k: f.attrs[k] for k in ("method", "arch", "dataset", "budget", "seed", "dense_id")}
             d = {k: (s(v) if isinstance(v, (bytes, str)) else v.item()) for k, v in d.items()}
-            d.update({k: float(v) for k, v in f["summary"].attrs.items() if k != "latency_device"})
+            d.update({k: float(v) for k, v in f["summary"].attrs.items() if k not in ("latency_device", "speedup_form")})
             d["keep"] = {g: int(f["keep"][g].shape[0]) for g in f["keep"]}
             d["width"] = {g: int(f["masks"][g].shape[0]) for g in f["masks"]}
             out[s(f.attrs["run_id"])] = d
