@@ -12,7 +12,7 @@
 #include "passlab/dist/communicator.hpp"
 #include "passlab/io/hdf5.hpp"
 #include "passlab/io/run_schema.hpp"
-#include "passlab/pass/batch_statistics.hpp"
+#include "passlab/models/ghost_batchnorm.hpp"
 #include "passlab/tensorio/tensor_h5.hpp"
 
 namespace passlab::pass {
@@ -55,6 +55,23 @@ int64_t masks_hash(const std::vector<at::Tensor>& masks) {
   return static_cast<int64_t>(hash64(bytes.data(), bytes.size()) >> 1);
 }
 
+
+namespace {
+// BatchNorm of the masked forward in batch-statistics mode (search.bn_mode = "batch"): a masked
+// network normalised with the dense running statistics is a broken network (at 15 % MACs its CE
+// sat at chance for the whole search); with the batch's statistics (over the ghost groups of the
+// global batch) it is the network a BatchNorm recalibration would give, so the search ranks
+// structures by what they can still compute. BatchNormMode::batch_frozen never touches the
+// running statistics, so the teacher's forward and the stored dense model keep them; this puts
+// the standard mode back however the search ends.
+struct StandardBatchNormOnExit {
+  torch::nn::Module& net;
+  explicit StandardBatchNormOnExit(torch::nn::Module& n) : net(n) {}
+  StandardBatchNormOnExit(const StandardBatchNormOnExit&) = delete;
+  StandardBatchNormOnExit& operator=(const StandardBatchNormOnExit&) = delete;
+  ~StandardBatchNormOnExit() { models::set_batchnorm_mode(net, models::BatchNormMode::standard); }
+};
+}  // namespace
 
 double SearchSchedule::target_ratio(int64_t step) const {
   if (anneal_steps <= 0 || step >= anneal_steps) return budget;
@@ -200,25 +217,25 @@ SearchCurves PassSearch::run(data::BatchSource& train, dist::Communicator& comm,
   trainer.set_trainable(std::move(trainable));  // every rank starts from the leader's θ, ω, V
   const double dense_macs = static_cast<double>(net_.structure().count().macs);
   const auto schedule = SearchSchedule::from(cfg_);
-  std::optional<BatchStatisticsMode> batch_stats;
-  if (s.bn_mode == "batch") batch_stats.emplace(net_);
+  const bool batch_stats = s.bn_mode == "batch";
+  StandardBatchNormOnExit standard_bn{net_};
+  auto set_bn = [&](models::BatchNormMode mode) {
+    if (batch_stats) models::set_batchnorm_mode(net_, mode);
+  };
   trainer.set_step([&](const data::Batch& b) {
     const int64_t step = trainer.global_step();
     hyper_->set_temperature(schedule.temperature(step));
-    // The previous step's batch-statistics forward moved the running statistics; its backward is
-    // done, so they can be put back now (not earlier: autograd checks their version).
-    if (batch_stats) batch_stats->restore();
     at::Tensor teacher;
     if (s.distill > 0) {  // the dense network as it is: no masks, running statistics, no prompt
       torch::NoGradGuard ng;
       net_.clear_masks();
-      if (batch_stats) batch_stats->set(false);
+      set_bn(models::BatchNormMode::standard);
       teacher = net_.forward(b.images).detach();
     }
     const double target = schedule.target_ratio(step);
     auto out = forward_at(target);
     net_.set_masks(hyper_->full_masks(out.masks, net_.num_groups()));
-    if (batch_stats) batch_stats->set(true);
+    set_bn(models::BatchNormMode::batch_frozen);
     auto logits = net_.forward(prompt_ ? prompt_->forward(b.images) : b.images);
     auto ce = train::cross_entropy(logits, b.labels);
     auto task = ce;
@@ -235,7 +252,7 @@ SearchCurves PassSearch::run(data::BatchSource& train, dist::Communicator& comm,
     return out_step;
   });
   auto fit = trainer.fit(train);
-  batch_stats.reset();
+  set_bn(models::BatchNormMode::standard);
   hyper_->set_temperature(schedule.temperature(options.max_steps));
   net_.clear_masks();
   // Identical masks on every rank of the group (checked, not assumed).

@@ -7,7 +7,6 @@
 #include "passlab/core/error.hpp"
 #include "passlab/models/factory.hpp"
 #include "passlab/dist/communicator.hpp"
-#include "passlab/pass/batch_statistics.hpp"
 #include "passlab/pass/hypernet.hpp"
 #include "passlab/pass/search.hpp"
 #include "passlab/train/trainer.hpp"
@@ -312,42 +311,6 @@ TEST(PassDistill, KlDivergenceByHand) {
   }
   EXPECT_NEAR(distillation_loss(student, teacher).item<double>(), expected, 1e-6);
   EXPECT_NEAR(distillation_loss(teacher, teacher).item<double>(), 0.0, 1e-7);
-}
-
-TEST(PassBatchStatistics, BatchStatisticsInForwardRunningOnesRestored) {
-  torch::manual_seed(4);
-  torch::nn::Sequential net(torch::nn::Conv2d(torch::nn::Conv2dOptions(2, 3, 1)), torch::nn::BatchNorm2d(3));
-  net->eval();
-  auto bn = net[1]->as<torch::nn::BatchNorm2d>();
-  {
-    torch::NoGradGuard ng;
-    bn->running_mean.copy_(torch::tensor({0.3, -0.2, 0.1}));
-    bn->running_var.copy_(torch::tensor({2.0, 0.5, 1.5}));
-    bn->weight.copy_(torch::tensor({1.5, 0.7, -1.0}));
-    bn->bias.copy_(torch::tensor({0.1, 0.2, 0.3}));
-  }
-  auto mean0 = bn->running_mean.clone(), var0 = bn->running_var.clone();
-  auto x = torch::randn({8, 2, 4, 4});
-  at::Tensor out, conv;
-  {
-    BatchStatisticsMode mode(*net);
-    EXPECT_EQ(mode.size(), 1u);
-    mode.set(true);
-    out = net->forward(x);
-    conv = net[0]->as<torch::nn::Conv2d>()->forward(x).detach();
-    EXPECT_FALSE(torch::equal(bn->running_mean, mean0));  // a train-mode forward moved them ...
-    mode.restore();
-    EXPECT_TRUE(torch::equal(bn->running_mean, mean0));  // ... restore() puts them back
-    out = net->forward(x);
-  }
-  // By hand: each channel normalised with the batch's mean and biased variance.
-  auto mu = conv.mean({0, 2, 3}, true), var = conv.var({0, 2, 3}, /*unbiased=*/false, true);
-  auto expected = (conv - mu) / torch::sqrt(var + 1e-5) * bn->weight.view({1, 3, 1, 1}) + bn->bias.view({1, 3, 1, 1});
-  EXPECT_TRUE(torch::allclose(out, expected, 1e-4, 1e-5));
-  // After the scope: running statistics as before, BatchNorm back in eval mode.
-  EXPECT_TRUE(torch::equal(bn->running_mean, mean0));
-  EXPECT_TRUE(torch::equal(bn->running_var, var0));
-  EXPECT_FALSE(bn->is_training());
 }
 
 TEST(PassBudget, ProjectionMeetsTargetAndCutsCostlyChannelsFirst) {

@@ -14,7 +14,7 @@
 #include "passlab/core/rng.hpp"
 #include "passlab/dist/communicator.hpp"
 #include "passlab/models/factory.hpp"
-#include "passlab/pass/batch_statistics.hpp"
+#include "passlab/models/ghost_batchnorm.hpp"
 #include "passlab/pass/search.hpp"
 #include "passlab/prune/allocate.hpp"
 #include "passlab/train/trainer.hpp"
@@ -82,19 +82,19 @@ std::vector<at::Tensor> masks_of(const models::PrunableNetwork& net, const prune
   return masks;
 }
 
-// Held-out cross-entropy of the network under `masks` (none: the dense network), BatchNorm recalibrated to the held-out
-// batch (the same for every plan compared), the dense running statistics restored afterwards.
+// Held-out cross-entropy of the network under `masks` (none: the dense network), normalised with
+// the held-out batch's statistics (the same for every plan compared; running statistics untouched).
 double heldout_ce(models::PrunableNetwork& net, const std::vector<at::Tensor>& masks, const at::Tensor& x,
                   const at::Tensor& y) {
   torch::NoGradGuard ng;
-  pass::BatchStatisticsMode bn(net);
-  bn.set(true);
+  models::set_batchnorm_mode(net, models::BatchNormMode::batch_frozen);
   if (masks.empty())
     net.clear_masks();
   else
     net.set_masks(masks);
   auto ce = torch::cross_entropy_loss(net.forward(x), y).item<double>();
   net.clear_masks();
+  models::set_batchnorm_mode(net, models::BatchNormMode::standard);
   return ce;
 }
 
@@ -148,8 +148,28 @@ TEST(PassSearchLearns, TaskLossFallsAndSearchedPlanBeatsRandomPlans) {
   pass::InputGeometry geo{1, kSize, {0.3}, {0.3}};
   pass::PassSearch search(*t.net, cfg, geo);
   TensorSource src(t.train_x, t.train_y);
+  std::vector<at::Tensor> before;  // every parameter and buffer of the dense model
+  for (auto& b : t.net->buffers()) before.push_back(b.clone());
+  for (auto& p : t.net->parameters()) before.push_back(p.detach().clone());
+  at::Tensor dense_logits;
+  {
+    torch::NoGradGuard ng;
+    dense_logits = t.net->forward(t.test_x);
+  }
   auto curves = search.run(src, *comm, pass::PassSearch::trainer_options(cfg, c10::Device(c10::kCPU), "search", {}));
   ASSERT_EQ(curves.ce.size(), static_cast<size_t>(cfg.search.steps));
+
+  // 0. The search used batch statistics but left the dense model as it was: running statistics,
+  //    weights, and an eval forward (BatchNorm back in its standard mode) bit for bit.
+  std::vector<at::Tensor> after;
+  for (auto& b : t.net->buffers()) after.push_back(b);
+  for (auto& p : t.net->parameters()) after.push_back(p.detach());
+  ASSERT_EQ(after.size(), before.size());
+  for (size_t i = 0; i < after.size(); ++i) EXPECT_TRUE(torch::equal(after[i], before[i])) << "tensor " << i;
+  {
+    torch::NoGradGuard ng;
+    EXPECT_TRUE(torch::equal(t.net->forward(t.test_x), dense_logits));
+  }
 
   // 1. Once the MAC target has reached the budget, the masked network's CE falls: its mean over
   //    the last quarter of the search is below its mean over the first steps at the budget.

@@ -2,8 +2,8 @@
 // PASS mask search (docs/method.md): the backbone is frozen; the visual prompt V, the prompt
 // encoder ω and the hypernetwork θ are trained jointly with Adam on
 //   (1-d)·CE(masked, prompted network) + d·KL(dense ‖ masked) + λ·budget_loss(F(m) / (r_t·F_dense)),
-// the masked forward normalised with batch statistics (search.bn_mode; running statistics
-// restored every step), r_t the MAC target annealed from 1 to the budget (SearchSchedule),
+// the masked forward normalised with batch statistics (search.bn_mode; the running statistics
+// never touched), r_t the MAC target annealed from 1 to the budget (SearchSchedule),
 // through train::Trainer (its step function, trainable set and step count): data-parallel over
 // a run group, each rank on its shard, only θ, ω and V gradients all-reduced; step checkpoints
 // (a preempted search resumes where it stopped, schedules included), bf16 autocast on GPU with
