@@ -26,6 +26,7 @@
 #include "passlab/pipeline/paths.hpp"
 #include "passlab/pipeline/tasks.hpp"
 #include "passlab/sweep/claims.hpp"
+#include "passlab/sweep/eta.hpp"
 #include "passlab/sweep/plan.hpp"
 #include "passlab/sweep/results.hpp"
 #include "passlab/train/progress.hpp"
@@ -200,7 +201,6 @@ void prepare_results_dir(const config::Config& cfg) {
 }
 
 SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const SweepOptions& opt) {
-  const auto launch_t0 = Clock::now();
   Plan plan = make_plan(cfg);
   const fs::path dir = cfg.output.dir;
   prepare_results_dir(cfg);
@@ -232,7 +232,7 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
   const bool tty = ::isatty(STDERR_FILENO) && cfg.output.progress != "none" && cfg.output.progress != "lines";
   const bool show = cfg.output.progress != "none";
   const std::string tag = "[sweep g" + std::to_string(rt.group_index()) + "]";
-  double my_cost = 0;
+  EtaModel eta;
   SweepReport report;
   bool stopped = false;
 
@@ -307,7 +307,7 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
     } else if (leader) {
       Row row = read_row(t.path, dir);
       journal(dir, holder, "end", t.id, "top1 " + std::to_string(row.top1));
-      my_cost += t.cost;
+      eta.observe(t, secs);
       if (show) {
         std::printf("%s %s %s done: top-1 %.2f%%%s in %s\n", tag.c_str(), t.kind_name(), t.id.c_str(), 100 * row.top1,
                     t.kind == Task::Kind::prune ? (", " + std::to_string(static_cast<int>(std::lround(100 * row.mac_ratio))) +
@@ -320,21 +320,26 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
     if (leader) {
       choice.claim.reset();  // released after the result file is final
       if (show) {
-        // Overall progress from the files (every launcher's work), ETA from this group's rate.
+        // Overall progress from the files (every launcher's work), ETA from this group's rates.
         int done = 0;
         double left = 0, all_cost = 0;
+        std::vector<const Task*> unfinished;
         for (size_t i = 0; i < plan.tasks.size(); ++i) {
           all_cost += plan.tasks[i].cost;
-          if (view.finished(static_cast<int>(i)) || view.blocked(static_cast<int>(i))) ++done;
-          else left += plan.tasks[i].cost;
+          if (view.finished(static_cast<int>(i)) || view.blocked(static_cast<int>(i))) {
+            ++done;
+          } else {
+            left += plan.tasks[i].cost;
+            unfinished.push_back(&plan.tasks[i]);
+          }
         }
-        const double rate = my_cost > 0 ? my_cost / since(launch_t0) * rt.group_count() : 0;
-        std::string eta = rate > 0 ? train::format_duration(left / rate) : "?";
+        const auto secs_left = eta.seconds_left(unfinished, rt.group_count());
+        std::string eta_text = secs_left ? train::format_duration(*secs_left) : "?";
         if (tty)
           std::fprintf(stderr, "sweep %s %d/%zu tasks, %.0f%% of the work, ETA %s\n", bar(1 - left / std::max(all_cost, 1.0)).c_str(),
-                       done, plan.tasks.size(), 100 * (1 - left / std::max(all_cost, 1.0)), eta.c_str());
+                       done, plan.tasks.size(), 100 * (1 - left / std::max(all_cost, 1.0)), eta_text.c_str());
         else
-          std::printf("%s progress: %d/%zu tasks finished, ETA %s\n", tag.c_str(), done, plan.tasks.size(), eta.c_str());
+          std::printf("%s progress: %d/%zu tasks finished, ETA %s\n", tag.c_str(), done, plan.tasks.size(), eta_text.c_str());
       }
       std::fflush(stdout);
     }
