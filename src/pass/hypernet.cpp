@@ -116,7 +116,7 @@ std::vector<GroupInput> group_inputs(const models::PrunableNetwork& net, const s
 
 namespace {
 struct Layers : torch::nn::Module {
-  torch::nn::Linear enc1{nullptr}, enc2{nullptr}, embed{nullptr}, mlp{nullptr};
+  torch::nn::Linear enc1{nullptr}, enc2{nullptr}, embed{nullptr}, mlp{nullptr}, ratio{nullptr};
   torch::nn::LSTMCell cell{nullptr};
   torch::nn::ModuleList mappers;
   at::Tensor alpha, init_state;
@@ -149,6 +149,15 @@ HyperNetwork::HyperNetwork(std::vector<GroupInput> groups, HyperNetOptions opt) 
       lin->bias.fill_(1.0);
     }
     L->mappers->push_back(lin);
+  }
+  if (opt_.ratio_head) {
+    // One head shared by every group, so a group's ratio comes from what the recurrent state knows
+    // of it (its statistics, cost, width, the ratios before it), not from a per-group bias that
+    // Adam would move by the same step in every group. Starts at ρ ≈ 0.95.
+    L->ratio = L->register_module("ratio", torch::nn::Linear(H, 1));
+    torch::NoGradGuard ng;
+    L->ratio->weight.mul_(0.1);
+    L->ratio->bias.fill_(3.0);
   }
   L->alpha = L->register_parameter("alpha", torch::ones({static_cast<int64_t>(groups_.size())}),
                                    /*requires_grad=*/opt_.stats_skip);
@@ -202,8 +211,16 @@ HyperOutput HyperNetwork::forward(const at::Tensor& prompt_image, bool soft_path
     auto s = mapper->forward(h).squeeze(0);
     if (opt_.stats_skip) s = s + L.alpha[static_cast<int64_t>(i)] * g.magnitude.to(h.options());
     if (cost_shift_ != 0) s = s - cost_shift_ * std::exp(g.log_cost);
-    auto soft = torch::sigmoid(s / opt_.temperature);
-    auto m = soft_path ? soft : straight_through_mask(s, opt_.temperature);
+    at::Tensor soft, m;
+    if (opt_.ratio_head) {
+      auto rm = ratio_head_mask(s, torch::sigmoid(L.ratio->forward(h)).reshape({}), opt_.temperature);
+      soft = rm.soft;
+      m = soft_path ? soft : rm.mask;
+      s = rm.allocation;
+    } else {
+      soft = torch::sigmoid(s / opt_.temperature);
+      m = soft_path ? soft : straight_through_mask(s, opt_.temperature);
+    }
     prev_ratio = m.mean().unsqueeze(0);
     out.scores.push_back(s);
     out.soft.push_back(soft);
@@ -224,6 +241,42 @@ at::Tensor straight_through_mask(const at::Tensor& scores, double temperature) {
   // soft - soft.detach() is exactly 0, so the value is exactly hard (0 or 1); the gradient is
   // that of soft. (hard + soft - soft.detach() would round, e.g. 1 + 0.7f - 0.7f != 1.)
   return hard + (soft - soft.detach());
+}
+
+RatioMask ratio_head_mask(const at::Tensor& scores, const at::Tensor& ratio, double temperature) {
+  const int64_t n = scores.size(0);
+  at::Tensor rank, threshold;  // rank: 0 for the highest score; threshold: between kept and dropped
+  {
+    torch::NoGradGuard ng;
+    auto order = std::get<1>(scores.detach().sort(0, /*descending=*/true));
+    rank = torch::empty_like(order);
+    rank.index_put_({order}, torch::arange(n, order.options()));
+    rank = rank.to(scores.scalar_type());
+  }
+  const auto n_f = static_cast<double>(n);
+  auto margin = ratio * n_f - rank - 0.5;  // > 0: kept
+  auto hard = (margin > 0).to(scores.scalar_type()).detach();
+  {
+    torch::NoGradGuard ng;
+    const int64_t kept = hard.sum().item<int64_t>();
+    auto sorted = std::get<0>(scores.detach().sort(0, /*descending=*/true));
+    if (kept == 0) threshold = sorted[0] + 1.0;
+    else if (kept == n) threshold = sorted[n - 1] - 1.0;
+    else threshold = 0.5 * (sorted[kept - 1] + sorted[kept]);
+  }
+  auto soft_ratio = torch::sigmoid(margin / temperature);
+  auto soft_rank = torch::sigmoid((scores - threshold) / temperature);
+  RatioMask out;
+  // As in straight_through_mask: the soft - soft.detach() terms are exactly 0 in value.
+  out.mask = hard + (soft_ratio - soft_ratio.detach()) + (soft_rank - soft_rank.detach());
+  out.soft = soft_ratio;
+  {
+    torch::NoGradGuard ng;
+    auto r = ratio.detach().to(torch::kDouble).clamp(1e-6, 1 - 1e-6);
+    auto q = ((rank.to(torch::kDouble) + 0.5) / n_f);
+    out.allocation = (torch::log(r / (1 - r)) - torch::log(q / (1 - q))).to(scores.scalar_type());
+  }
+  return out;
 }
 
 at::Tensor budget_loss(const at::Tensor& macs, double target_macs, const std::string& form) {

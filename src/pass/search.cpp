@@ -38,6 +38,10 @@ HyperNetOptions hyper_options(const config::SearchConfig& s, const std::string& 
   o.prompt_pool = s.prompt_pool;
   o.temperature = s.temperature;
   o.cost_input = s.cost_input;
+  o.ratio_head = s.ratio_head;
+  if (s.ratio_head && s.budget_mode == "projection")
+    throw ConfigError("search.ratio_head = true needs search.budget_mode = \"penalty\": the projection shifts per-channel "
+                      "scores by their MAC cost, the ratio head has no per-channel threshold to shift");
   return o;
 }
 

@@ -120,6 +120,66 @@ TEST(PassMasks, HypernetMasksAreBinaryForEveryVariant) {
       }
 }
 
+TEST(PassRatioHead, MaskAllocationAndGradientsByHand) {
+  // Scores rank the channels 1 (2.0), 3 (0.5), 0 (0.3), 2 (-1.0); ρ = 0.5 of 4 keeps ranks 0, 1.
+  auto s = torch::tensor({0.3, 2.0, -1.0, 0.5}, torch::dtype(torch::kDouble).requires_grad(true));
+  auto rho = torch::tensor(0.5, torch::dtype(torch::kDouble).requires_grad(true));
+  const double tau = 1.0;
+  auto rm = ratio_head_mask(s, rho, tau);
+  EXPECT_TRUE(torch::equal(rm.mask.detach(), torch::tensor({0.0, 1.0, 0.0, 1.0}, torch::kDouble)));
+  // logit(ρ) − logit((k + ½)/n): ln 7 and ln(5/3) for the kept ranks, their negatives after.
+  const double l7 = std::log(7.0), l53 = std::log(5.0 / 3.0);
+  EXPECT_TRUE(torch::allclose(rm.allocation, torch::tensor({-l53, l7, -l7, l53}, torch::kDouble), 1e-12, 1e-12));
+  // d Σ w_j m_j / dρ = Σ w_j · n · σ'(ρn − k − ½); d/ds_j = w_j σ'(s_j − t), t = (0.5 + 0.3)/2.
+  const std::vector<double> w = {1.0, 2.0, 3.0, 4.0}, rank = {2, 0, 3, 1}, sv = {0.3, 2.0, -1.0, 0.5};
+  auto dsig = [](double x) {
+    const double q = 1.0 / (1.0 + std::exp(-x));
+    return q * (1 - q);
+  };
+  (rm.mask * torch::tensor(w, torch::kDouble)).sum().backward();
+  double d_rho = 0;
+  for (size_t j = 0; j < 4; ++j) {
+    d_rho += w[j] * 4 * dsig(0.5 * 4 - rank[j] - 0.5);
+    EXPECT_NEAR(s.grad()[static_cast<int64_t>(j)].item<double>(), w[j] * dsig(sv[j] - 0.4), 1e-12) << j;
+  }
+  EXPECT_NEAR(rho.grad().item<double>(), d_rho, 1e-12);
+}
+
+TEST(PassRatioHead, RefusedWithTheProjection) {
+  config::SearchConfig sc;
+  sc.ratio_head = true;
+  EXPECT_TRUE(hyper_options(sc, "pass", 1).ratio_head);
+  sc.budget_mode = "projection";
+  EXPECT_THROW(hyper_options(sc, "pass", 1), ConfigError);
+}
+
+TEST(PassRatioHead, HypernetKeepsRoundedRatioPerGroupAndLearnsIt) {
+  HyperNetOptions o;
+  o.ratio_head = true;
+  auto s = make_setup("resnet20", 16, o);
+  auto out = s.hyper->forward(s.prompt->image());
+  for (size_t i = 0; i < out.masks.size(); ++i) {
+    EXPECT_TRUE(torch::all((out.masks[i] == 0) | (out.masks[i] == 1)).item<bool>());
+    EXPECT_TRUE(torch::equal(out.masks[i].detach() > 0.5, out.scores[i] > 0)) << "group " << i;
+    EXPECT_GE(out.masks[i].sum().item<double>(), 0.9 * static_cast<double>(out.masks[i].numel()) - 1) << "starts near ρ = 0.95";
+  }
+  // Rewarding fewer channels in the first group and more everywhere else moves the ratios apart.
+  torch::optim::Adam adam(s.hyper->parameters(), torch::optim::AdamOptions(0.05));
+  auto loss_of = [&](const HyperOutput& h) {
+    auto l = h.masks[0].mean();
+    for (size_t i = 1; i < h.masks.size(); ++i) l = l - h.masks[i].mean() / static_cast<double>(h.masks.size());
+    return l;
+  };
+  for (int step = 0; step < 60; ++step) {
+    adam.zero_grad();
+    loss_of(s.hyper->forward(s.prompt->image())).backward();
+    adam.step();
+  }
+  auto after = s.hyper->forward(s.prompt->image());
+  EXPECT_LT(after.masks[0].mean().item<double>(), 0.5) << "group 0 keeps " << after.masks[0].mean().item<double>();
+  EXPECT_GT(after.masks[1].mean().item<double>(), 0.9);
+}
+
 TEST(PassGradients, MatchFiniteDifferencesOfTheSoftPath) {
   HyperNetOptions o;
   auto s = make_setup("resnet20", 12, o, torch::kDouble);

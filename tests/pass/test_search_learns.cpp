@@ -138,12 +138,14 @@ config::Config search_config(double budget) {
 }
 }  // namespace
 
-TEST(PassSearchLearns, TaskLossFallsAndSearchedPlanBeatsRandomPlans) {
+namespace {
+void expect_search_learns(bool ratio_head) {
   auto t = trained_dense();
   const double dense_ce = heldout_ce(*t.net, {}, t.test_x, t.test_y);
   ASSERT_LT(dense_ce, 0.7) << "the dense fixture model did not learn the task";
   const double budget = 0.2;
   auto cfg = search_config(budget);
+  cfg.search.ratio_head = ratio_head;
   auto comm = dist::make_communicator("mpi", test::runtime());
   pass::InputGeometry geo{1, kSize, {0.3}, {0.3}};
   pass::PassSearch search(*t.net, cfg, geo);
@@ -207,3 +209,9 @@ TEST(PassSearchLearns, TaskLossFallsAndSearchedPlanBeatsRandomPlans) {
   EXPECT_LT(searched, random.front()) << "searched plan CE " << searched << ", random plans " << random.front()
                                       << " .. " << random.back() << " (dense " << dense_ce << ")";
 }
+}  // namespace
+
+TEST(PassSearchLearns, TaskLossFallsAndSearchedPlanBeatsRandomPlans) { expect_search_learns(false); }
+
+// The same with the hypernetwork emitting each group's keep ratio (search.ratio_head).
+TEST(PassSearchLearns, RatioHeadTaskLossFallsAndSearchedPlanBeatsRandomPlans) { expect_search_learns(true); }

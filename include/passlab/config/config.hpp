@@ -118,6 +118,9 @@ struct SearchConfig {
   // their scale across layers.
   bool cost_input = false;
   bool global_stats = false;
+  // The hypernetwork emits each group's keep ratio and ranks channels inside the group (the
+  // abstract's layer-wise channel sparsity) instead of one score per channel ranked globally.
+  bool ratio_head = false;
   std::string init_from;
   int64_t taylor_batches = 8;
   int64_t log_every = 10;

@@ -15,6 +15,9 @@
 //    Scores s_i = A_i h_i + b_i + α_i z_i, z_i the standardised channel L1 norm (the
 //    weight-statistics skip).
 //  * Masks m_i = 1[σ(s_i/τ) > 0.5] forward, ∂σ(s_i/τ) backward (straight-through).
+//    With ratio_head: ρ_i = σ(w·h_i + b) and the group's top ⌊ρ_i·n_i + ½⌋ channels by s_i
+//    (ratio_head_mask); the scores the allocator ranks become logit(ρ_i) − logit((k+½)/n_i),
+//    k the channel's rank in its group, so one global threshold shifts every ratio alike.
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
 
@@ -81,13 +84,16 @@ struct HyperNetOptions {
   bool stats_skip = true;    // α_i z_i term
   bool use_prompt = true;    // false: a learned initial state replaces g_ω(V) (pass_no_prompt)
   bool cost_input = false;   // feed GroupInput::log_cost
+  bool ratio_head = false;   // per-group keep ratio ρ_i and a ranking inside the group (ratio_head_mask)
   int64_t prompt_channels = 3;
   int64_t prompt_pool = 8;
   double temperature = 1.0;
 };
 
 struct HyperOutput {
-  std::vector<at::Tensor> scores;  // per GroupInput, [width] (after the cost shift, if any)
+  // per GroupInput, [width] (after the cost shift, if any); with ratio_head the allocation scores
+  // logit(ρ_i) − logit((rank + ½)/n_i), positive exactly for the kept channels
+  std::vector<at::Tensor> scores;
   std::vector<at::Tensor> masks;   // straight-through masks, values exactly 0/1
   std::vector<at::Tensor> soft;    // σ(s/τ)
 };
@@ -120,6 +126,18 @@ class HyperNetwork : public torch::nn::Module {
 
 // Straight-through binary mask: forward 1[σ(s/τ) > 0.5], backward through σ(s/τ).
 at::Tensor straight_through_mask(const at::Tensor& scores, double temperature);
+
+// The ratio head's mask of one group: scores s [n] rank the channels (k = 0 the highest), ratio
+// ρ (a 0-d tensor in (0, 1)) says how many stay. Forward: 1[ρ·n − k − ½ > 0], exactly 0/1.
+// Backward, two straight-through paths: σ((ρ·n − k − ½)/τ) to ρ (how many: the channels within a
+// few of the boundary, in units of channels) and σ((s − t)/τ) to s, t the midpoint between the last
+// kept and the first dropped score (which: a channel's score rises when keeping it helps).
+struct RatioMask {
+  at::Tensor mask;         // [n] straight-through, values exactly 0/1
+  at::Tensor soft;         // [n] σ((ρ·n − k − ½)/τ)
+  at::Tensor allocation;   // [n] logit(ρ) − logit((k + ½)/n), detached: > 0 exactly where kept
+};
+RatioMask ratio_head_mask(const at::Tensor& scores, const at::Tensor& ratio, double temperature);
 
 // MAC-budget loss: squared (F/F* − 1)², abs |F/F* − 1|, hinge max(0, F/F* − 1)².
 at::Tensor budget_loss(const at::Tensor& macs, double target_macs, const std::string& form);
