@@ -135,32 +135,30 @@ Measurement measure_run_file(const fs::path& run_file, const fs::path& results_d
   const auto options = prune::speedup_options(cfg.eval);
   const prune::SpeedupResult sp =
       prune::measure_speedup(*dense.net, *compact, cfg.eval.latency_batch, d.channels, d.size, options);
-  Measurement m;
-  m.run_id = h.run_id;
-  m.run_file = fs::relative(run_file, results_dir).string();
-  m.run_finished_at = h.finished_at;
-  m.measured_at = utc_now();
-  m.passlab_version = version();
-  m.git_sha = git_sha();
-  m.machine = this_machine(rt);
-  m.threads = rt.threads();
-  m.latency_dense_ms = sp.dense_median_ms;
-  m.latency_pruned_ms = sp.compact_median_ms;
-  m.speedup = sp.speedup;
-  m.speedup_spread = sp.spread;
-  m.speedup_max_spread = options.max_spread;
-  m.speedup_rounds = sp.rounds;
-  m.speedup_unreliable = sp.unreliable;
-  m.load_1min_start = sp.load_start.load_1min;
-  m.load_1min_end = sp.load_end.load_1min;
-  m.cores = sp.load_end.cores;
-  m.speedup_form = prune::to_string(sp.form);
-  m.latency_batch = sp.batch;
-  m.warmup_passes = sp.warmup_passes;
-  m.warmup_stable = sp.warmup_stable;
-  m.dense_ms = sp.dense_ms;
-  m.compact_ms = sp.compact_ms;
-  return m;
+  return Measurement{.run_id = h.run_id,
+                     .run_file = fs::relative(run_file, results_dir).string(),
+                     .run_finished_at = h.finished_at,
+                     .measured_at = utc_now(),
+                     .passlab_version = version(),
+                     .git_sha = git_sha(),
+                     .machine = this_machine(rt),
+                     .threads = rt.threads(),
+                     .latency_dense_ms = sp.dense_median_ms,
+                     .latency_pruned_ms = sp.compact_median_ms,
+                     .speedup = sp.speedup,
+                     .speedup_spread = sp.spread,
+                     .speedup_max_spread = options.max_spread,
+                     .speedup_rounds = sp.rounds,
+                     .speedup_unreliable = sp.unreliable,
+                     .load_1min_start = sp.load_start.load_1min,
+                     .load_1min_end = sp.load_end.load_1min,
+                     .cores = sp.load_end.cores,
+                     .speedup_form = prune::to_string(sp.form),
+                     .latency_batch = sp.batch,
+                     .warmup_passes = sp.warmup_passes,
+                     .warmup_stable = sp.warmup_stable,
+                     .dense_ms = sp.dense_ms,
+                     .compact_ms = sp.compact_ms};
 }
 
 std::string RemeasureReport::summary() const {
