@@ -7,7 +7,8 @@
 Run from the source root with the project's Python (h5py, torch, matplotlib):
 ``source scripts/env.sh && $PASSLAB_VENV/bin/python -m analysis ...``.
 
-Modules: runs (loading and validating result files), report (tables), plots, models (PyTorch
+Modules: runs (loading and validating result files), measurements (speed-ups timed again after the
+sweep by `passlab remeasure`, preferred by the report), report (tables), plots, models (PyTorch
 definitions with torchvision's names), load_pruned (pruned weights back into PyTorch),
 export_torchvision (torchvision weights to passlab's HDF5 layout).
 """

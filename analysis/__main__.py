@@ -14,6 +14,10 @@ def main(argv=None):
                    help="list unreadable run files under 'Runs not in the tables' instead of stopping")
     r.add_argument("--no-plots", action="store_true")
     r.add_argument("--decimals", type=int, default=2)
+    r.add_argument("--speedups", choices=("auto", "run-files"), default="auto",
+                   help="auto: from RESULTS/measurements.h5 (passlab remeasure) where present, else the run files")
+    r.add_argument("--measured-on", metavar="HOST[@DEVICE]",
+                   help="the machine of measurements.h5 to use (default: the one that measured most runs)")
     lo = sub.add_parser("load", help="rebuild a run file's pruned model in PyTorch and describe it")
     lo.add_argument("file")
     lo.add_argument("--input-size", type=int, default=0, help="input side (default: from the file)")
@@ -27,7 +31,9 @@ def main(argv=None):
         if a.cmd == "report":
             from .report import write_report
             result, rows, methods, written = write_report(a.results, a.out, "list" if a.list_damaged else "raise",
-                                                          plots=not a.no_plots, decimals=a.decimals)
+                                                          plots=not a.no_plots, decimals=a.decimals,
+                                                          speedups=a.speedups, measured_on=a.measured_on)
+            print(result.speedup_source.describe())
             print(f"{len(result.runs)} complete runs in {len(rows)} table rows x {len(methods)} methods; "
                   f"{len(result.problems)} not in the tables; {len(written)} plot files; written to {a.out}")
             for pr in result.problems:

@@ -17,6 +17,9 @@
                                       recalibrated, mean ± std over seeds, beside the fine-tuned
                                       validation top-1 (a tuning signal: validation only)
   excluded.csv                        runs NOT in the tables: failed, incomplete, damaged, ...
+  (speed-ups)                         from <results>/measurements.h5 when `passlab remeasure` wrote one
+                                      (analysis/measurements.py; one machine for the whole table), else
+                                      from the run files; tables.md and index.md say which
   plots/*.png, plots/*.pdf            see analysis/plots.py
   index.md                            what is where, the excluded runs, the plots
 
@@ -34,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import measurements as measurements_mod
 from . import runs as runs_mod
 
 DAGGER, DDAGGER = "†", "‡"
@@ -348,7 +352,8 @@ RUN_COLUMNS = ["run_id", "dataset", "arch", "budget", "method", "seed", "top1", 
                "dense_top1", "macs", "dense_macs", "mac_ratio", "ops_full", "dense_ops_full", "params",
                "dense_params", "budget_met", "latency_dense_ms", "latency_pruned_ms", "speedup", "speedup_spread",
                "speedup_rounds", "speedup_unreliable", "load_1min_start", "load_1min_end", "cores", "latency_batch",
-               "latency_device", "search_seconds", "finetune_seconds", "seconds", "world_size", "device", "path"]
+               "latency_device", "speedup_source", "search_seconds", "finetune_seconds", "seconds", "world_size",
+               "device", "path"]
 
 
 def write_runs_csv(path, result, out_dir):
@@ -356,7 +361,7 @@ def write_runs_csv(path, result, out_dir):
         w = csv.writer(f)
         w.writerow(RUN_COLUMNS)
         for r in result.runs:
-            src = {**r.attrs, **r.summary}
+            src = {"speedup_source": "run file", **r.attrs, **r.summary}
             line = []
             for k in RUN_COLUMNS:
                 if k == "path":
@@ -400,13 +405,21 @@ LEGEND = ("Test top-1 (%) as mean ± std over {n} seed(s) per cell (other counts
           f"{DDAGGER}: some runs missed the MAC budget.")
 
 
-def write_report(results_dir, out_dir, on_damaged="raise", plots=True, decimals=2):
-    """Write tables, CSVs, plots and index.md; returns (ResultSet, rows, methods, plot paths)."""
+def write_report(results_dir, out_dir, on_damaged="raise", plots=True, decimals=2, speedups="auto", measured_on=None):
+    """Write tables, CSVs, plots and index.md; returns (ResultSet, rows, methods, plot paths).
+
+    speedups: "auto" takes the speed-ups of <results_dir>/measurements.h5 where it holds the run
+    (machine: ``measured_on``, else the one that measured most runs), "run-files" ignores that file.
+    The ResultSet's ``speedup_source`` (a measurements.Source) says what was used."""
     from . import plots as plots_mod
 
+    if speedups not in ("auto", "run-files"):
+        raise ValueError("speedups must be 'auto' or 'run-files'")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = runs_mod.scan(results_dir, on_damaged=on_damaged)
+    source = measurements_mod.apply(result, measured_on, use=speedups == "auto")
+    result.speedup_source = source  # for the caller's message; ResultSet itself stays the scan's
     rows, methods = aggregate(result, decimals)
     md = markdown_table(rows, methods, decimals)
     per_method = ("One line per method; vs dense: top-1 minus the run's own dense model's top-1, mean ± std "
@@ -417,6 +430,7 @@ def write_report(results_dir, out_dir, on_damaged="raise", plots=True, decimals=
     where = sorted({(str(r.summary.get("latency_device", "?")), int(r.summary.get("latency_batch", 0))) for r in result.runs})
     if where:
         legend += " Latency measured on " + "; ".join(f"{d}, batch {b}" for d, b in where) + "."
+    legend += " " + source.describe()
     probe = probe_table(rows, methods, decimals)
     probe = "## Structure probe\n\n" + PROBE_LEGEND + "\n\n" + probe + "\n" if probe else ""
     (out / "tables.md").write_text("# Results\n\n" + legend + "\n\n" + md + "\n## Per method\n\n" + per_method

@@ -7,13 +7,17 @@
 //   bench_prune_speedup [--threads 2] [--batch 8] [--size 224] [--rounds 7] [--max-warmup 10]
 //                       [--cases resnet18:0.5,resnet50:0.5,vgg16_bn:0.5,resnet20:0.3:r]
 //                       [--forms training,auto] (also folded, folded_channels_last) [--device cpu|cuda]
-//                       [--round-to 1] [--torch-ref 1|0]
+//                       [--round-to 1] [--torch-ref 1|0] [--profile 1] [--export-dir DIR]
 //
 // A case is ARCH:BUDGET[:r] (r: residual groups pruned too). resnet20/56 run at 32 px with the
 // CIFAR stem and 10 classes, the others at --size with the ImageNet stem and 1000 classes. Each
 // (case, form) is one prune::measure_speedup call: dense and compact in interleaved rounds, the
 // median per-round ratio and its spread, the machine's load before and after (the machine may be
 // shared: read the ratios, measured side by side, rather than the absolute times).
+// --profile 1 adds "profile" to each CPU result's "torch": where the time goes, per conv and linear
+// layer of both networks with its MACs (prune_speedup_ref.py --profile, PyTorch eager on the
+// same ATen kernels). --export-dir keeps the exported weight files (ARCH-BUDGET[-r]-dense.h5,
+// ...-compact.h5) for analysis/load_pruned.py.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
@@ -80,7 +84,8 @@ int main(int argc, char** argv) {
   for (const char* c : {"resnet18:0.5", "resnet50:0.5", "vgg16_bn:0.5", "resnet20:0.3:r"}) cases.push_back(parse_case(c));
   std::vector<prune::InferenceForm> forms = {prune::InferenceForm::training, prune::InferenceForm::folded_auto};
   std::string device = "cpu";
-  bool torch_ref = true;
+  bool torch_ref = true, torch_profile = false;
+  std::string export_dir;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--threads") threads = std::stoi(v);
@@ -90,6 +95,8 @@ int main(int argc, char** argv) {
     else if (k == "--max-warmup") max_warmup = std::stoll(v);
     else if (k == "--round-to") round_to = std::stoll(v);
     else if (k == "--torch-ref") torch_ref = v == "1";
+    else if (k == "--profile") torch_profile = v == "1";
+    else if (k == "--export-dir") export_dir = v;
     else if (k == "--device") device = v;
     else if (k == "--cases") {
       cases.clear();
@@ -133,9 +140,13 @@ int main(int argc, char** argv) {
     const auto dc = dense->count(), cc = compact->count();
     const double mac_ratio = static_cast<double>(dc.macs) / static_cast<double>(cc.macs);
     std::filesystem::path dense_h5, compact_h5;
-    if (torch_ref) {
-      dense_h5 = export_weights(*dense, tmp / "dense.h5");
-      compact_h5 = export_weights(*compact, tmp / "compact.h5");
+    if (torch_ref || !export_dir.empty()) {
+      const std::filesystem::path where = export_dir.empty() ? tmp : std::filesystem::path(export_dir);
+      std::ostringstream stem;
+      stem << c.arch << "-" << c.budget << (c.prune_residual ? "-r" : "");
+      std::filesystem::create_directories(where);
+      dense_h5 = export_weights(*dense, where / (stem.str() + "-dense.h5"));
+      compact_h5 = export_weights(*compact, where / (stem.str() + "-compact.h5"));
     }
     dense->to(dev);
     compact->to(dev);
@@ -150,13 +161,19 @@ int main(int argc, char** argv) {
         std::ostringstream cmd;
         cmd << python << " " << PASSLAB_BENCH_SOURCE_DIR << "/bench/prune_speedup_ref.py --dense " << dense_h5
             << " --compact " << compact_h5 << " --size " << s << " --batch " << batch << " --threads " << threads
-            << " --rounds " << rounds << " --max-warmup " << max_warmup << " --form " << prune::to_string(r.form) << " 2>/dev/null";
+            << " --rounds " << rounds << " --max-warmup " << max_warmup << " --form " << prune::to_string(r.form)
+            << (torch_profile ? " --profile" : "") << " 2>/dev/null";
         const std::string out = bench::run_capture(cmd.str());
         const double ts = bench::json_number(out, "speedup"), tc = bench::json_number(out, "compact_ms");
         std::ostringstream js;
         js << "{\"dense_ms\": " << bench::json_number(out, "dense_ms") << ", \"compact_ms\": " << tc
            << ", \"speedup\": " << ts << ", \"spread\": " << bench::json_number(out, "spread")
-           << ", \"compact_ms_passlab_over_torch\": " << (tc > 0 ? r.compact_median_ms / tc : -1) << "}";
+           << ", \"compact_ms_passlab_over_torch\": " << (tc > 0 ? r.compact_median_ms / tc : -1);
+        // The profile is the last key of the script's one-line JSON object: copied as it is.
+        const auto at = out.find("\"profile\": "), end = out.rfind('}');
+        if (torch_profile && at != std::string::npos && end != std::string::npos && end > at)
+          js << ", \"profile\": " << out.substr(at + 11, end - at - 11);
+        js << "}";
         ref = ts > 0 ? js.str() : "{\"error\": \"prune_speedup_ref.py printed no result\"}";
       }
       std::printf("%s\n    {\"arch\": \"%s\", \"budget\": %.2f, \"prune_residual\": %s, \"input_size\": %lld, \"form\": \"%s\", \"requested_form\": \"%s\", "

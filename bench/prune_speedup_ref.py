@@ -9,8 +9,11 @@ then interleaved rounds (dense first in even rounds), the speed-up the median pe
     prune_speedup_ref.py --dense d.h5 --compact c.h5 --size 224 --batch 8 --threads 2 --rounds 7 --form folded
 prints one JSON line: {"form", "dense_ms", "compact_ms", "speedup", "spread", "rounds", "warmup_passes"}.
 With --profile, also "profile": where the time goes, per conv and linear layer (forward hooks,
-median of the rounds' passes) of both networks, their times, their MACs per image, and "other"
-(everything outside those layers: activations, additions, pooling, framework overhead).
+over --profile-passes passes: the median, and the minimum, which a busy machine only ever raises)
+of both networks, their times, their MACs per image, and "other" (everything outside those
+layers: activations, additions, pooling, framework overhead). --profile-table also prints it per
+stage (stem, each residual stage, head, other) on stderr: time and MAC shares, and each stage's
+time ratio dense / compact against its MAC ratio.
 """
 import argparse
 import json
@@ -60,8 +63,8 @@ class LayerTimer:
             self.macs[name] = int(out[0].numel() * per_out)
         return hook
 
-    def summary(self, total_ms):
-        layers = {n: float(np.median(t)) for n, t in self.times.items()}
+    def summary(self, total_ms, stat=np.median):
+        layers = {n: float(stat(t)) for n, t in self.times.items()}
         return layers, total_ms - sum(layers.values())
 
 
@@ -71,13 +74,49 @@ def profile(dense, compact, x, passes=5):
     for key, model in (("dense", dense), ("compact", compact)):
         timer = LayerTimer(model)
         totals = [time_ms(model, x) for _ in range(passes)]
-        layers, other = timer.summary(float(np.median(totals)))
-        out[key + "_total_ms"], out[key + "_other_ms"] = float(np.median(totals)), other
-        for n, t in layers.items():
-            rows.setdefault(n, {"layer": n})[key + "_ms"] = t
-            rows[n][key + "_macs"] = timer.macs[n]
+        for suffix, stat in (("", np.median), ("_min", np.min)):
+            layers, other = timer.summary(float(stat(totals)), stat)
+            out[f"{key}_total{suffix}_ms"], out[f"{key}_other{suffix}_ms"] = float(stat(totals)), other
+            for n, t in layers.items():
+                rows.setdefault(n, {"layer": n})[f"{key}{suffix}_ms"] = t
+                rows[n][key + "_macs"] = timer.macs[n]
+    out["passes"] = passes
     out["layers"] = sorted(rows.values(), key=lambda r: -r.get("compact_ms", 0))
     return out
+
+
+def stage_of(layer: str) -> str:
+    """'layer2.0.conv1' -> 'layer2'; the stem's conv1 -> 'stem'; the classifier -> 'head'."""
+    head = layer.split(".")[0]
+    if head.startswith("layer") or head == "features":
+        return head
+    return "stem" if head == "conv1" else "head"
+
+
+def profile_table(prof, suffix="_min") -> str:
+    """Per stage: time share and MAC share of each network, time ratio against MAC ratio."""
+    stages = {}
+    for r in prof["layers"]:
+        st = stages.setdefault(stage_of(r["layer"]), {"dense_ms": 0.0, "compact_ms": 0.0, "dense_macs": 0, "compact_macs": 0})
+        for k in ("dense", "compact"):
+            st[k + "_ms"] += r[f"{k}{suffix}_ms"]
+            st[k + "_macs"] += r[k + "_macs"]
+    stages["other"] = {"dense_ms": prof[f"dense_other{suffix}_ms"], "compact_ms": prof[f"compact_other{suffix}_ms"],
+                       "dense_macs": 0, "compact_macs": 0}
+    tot = {k: prof[f"{k}_total{suffix}_ms"] for k in ("dense", "compact")}
+    macs = {k: sum(v[k + "_macs"] for v in stages.values()) for k in ("dense", "compact")}
+    lines = [f"{'stage':<8}{'dense ms':>10}{'share':>7}{'MACs':>7}{'compact ms':>12}{'share':>7}{'MACs':>7}"
+             f"{'time ratio':>12}{'MAC ratio':>11}"]
+    for name, v in stages.items():
+        tr = v["dense_ms"] / v["compact_ms"] if v["compact_ms"] > 0 else float("nan")
+        mr = v["dense_macs"] / v["compact_macs"] if v["compact_macs"] else float("nan")
+        lines.append(f"{name:<8}{v['dense_ms']:>10.3f}{100 * v['dense_ms'] / tot['dense']:>6.1f}%"
+                     f"{100 * v['dense_macs'] / macs['dense']:>6.1f}%{v['compact_ms']:>12.3f}"
+                     f"{100 * v['compact_ms'] / tot['compact']:>6.1f}%{100 * v['compact_macs'] / macs['compact']:>6.1f}%"
+                     f"{tr:>11.2f}x{mr:>10.2f}x")
+    lines.append(f"{'total':<8}{tot['dense']:>10.3f}{'':>14}{tot['compact']:>12.3f}{'':>14}"
+                 f"{tot['dense'] / tot['compact']:>11.2f}x{macs['dense'] / macs['compact']:>10.2f}x")
+    return "\n".join(lines)
 
 
 def main():
@@ -92,6 +131,8 @@ def main():
     ap.add_argument("--max-warmup", type=int, default=30)
     ap.add_argument("--form", choices=["training", "folded", "folded_channels_last"], default="folded")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--profile-passes", type=int, default=5)
+    ap.add_argument("--profile-table", action="store_true", help="with --profile: the per-stage table on stderr")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     nets = []
@@ -123,7 +164,7 @@ def main():
             else:
                 c.append(time_ms(compact, x))
                 d.append(time_ms(dense, x))
-        prof = profile(dense, compact, x) if a.profile else None
+        prof = profile(dense, compact, x, a.profile_passes) if a.profile else None
     ratios = np.asarray(d) / np.asarray(c)
     med = float(np.quantile(ratios, 0.5))
     result = {"form": a.form, "dense_ms": float(np.median(d)), "compact_ms": float(np.median(c)),
@@ -131,6 +172,8 @@ def main():
               "rounds": a.rounds, "warmup_passes": passes}
     if prof is not None:
         result["profile"] = prof
+        if a.profile_table:
+            print(f"per stage, minimum over {a.profile_passes} passes (ms):\n" + profile_table(prof), file=sys.stderr)
     print(json.dumps(result))
 
 

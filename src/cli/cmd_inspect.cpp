@@ -10,6 +10,7 @@
 #include "passlab/core/error.hpp"
 #include "passlab/io/hdf5.hpp"
 #include "passlab/io/run_schema.hpp"
+#include "passlab/pipeline/measurements.hpp"
 #include "passlab/sweep/results.hpp"
 
 namespace passlab::cli {
@@ -103,6 +104,10 @@ Command add_inspect_command(CLI::App& app) {
               auto rows = sweep::scan_rows(p);
               std::printf("%s", sweep::format_table(rows).c_str());
               std::printf("%zu result file(s): %s\n", rows.size(), sweep::count_line(rows).c_str());
+              if (std::filesystem::exists(pipeline::measurements_path(p)))  // speed-ups timed again after the sweep
+                std::printf("%s: %s (passlab inspect %s)\n", pipeline::kMeasurementsFile,
+                            pipeline::measurements_count_line(pipeline::Measurements::read(p)).c_str(),
+                            pipeline::measurements_path(p).string().c_str());
               if (o->index) std::printf("index: %s\n", sweep::write_index(p).string().c_str());
               return 0;
             }
@@ -118,6 +123,10 @@ Command add_inspect_command(CLI::App& app) {
               auto rows = sweep::scan_rows(p.parent_path().empty() ? fs::path(".") : p.parent_path());
               std::printf("%s", sweep::format_table(rows).c_str());
               std::printf("%zu result file(s): %s\n", rows.size(), sweep::count_line(rows).c_str());
+              return 0;
+            }
+            if (kind == pipeline::kMeasurementsKind && !o->tree) {
+              std::printf("%s", pipeline::format_measurements(pipeline::Measurements::read_file(p)).c_str());
               return 0;
             }
             if (kind == io::run_file::kDenseKind || kind == io::run_file::kPruneKind) {

@@ -24,7 +24,18 @@ TEST(Cli, VersionListsLibraries) {
 TEST(Cli, HelpListsSubcommands) {
   auto r = cli("--help");
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* k : {"run", "prepare", "inspect", "config", "probe"}) EXPECT_HAS(r.output, k);
+  for (const char* k : {"run", "prepare", "inspect", "config", "probe", "remeasure"}) EXPECT_HAS(r.output, k);
+}
+
+TEST(Cli, RemeasureRefusesSeveralProcessesAndAFolderWithoutRuns) {
+  test::TempDir dir;
+  // Under a launcher of two ranks (as mpirun -np 2 sets it): refused before MPI starts.
+  auto r = test::run_command("OMPI_COMM_WORLD_RANK=0 OMPI_COMM_WORLD_SIZE=2 " + bin() + " remeasure " + dir.path().string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_HAS(r.output, "passlab remeasure runs as one process, not 2");
+  auto s = cli("remeasure " + dir.path().string());
+  EXPECT_EQ(s.exit_code, 2) << s.output;
+  EXPECT_HAS(s.output, dir.path().string() + ": not a results directory (no runs/ folder)");
 }
 
 TEST(Cli, DryRunPlansQuickstart) {
