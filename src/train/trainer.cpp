@@ -26,10 +26,10 @@ namespace passlab::train {
 namespace {
 
 // After the group agreed on a stop (the checkpoint, if any, written): logs and unwinds the stage.
-[[noreturn]] void throw_stopped(const TrainerOptions& opt, int64_t step, const std::string& where) {
+[[noreturn]] void throw_stopped(const TrainerOptions& opt, const std::string& where) {
   const std::string kept = opt.checkpoint.empty() ? "this stage has no checkpoint: it restarts"
                                                   : "checkpoint " + opt.checkpoint.string() + " kept";
-  PL_WARN("{}: stopped {} (step {}) on a stop request ({}); {}", opt.label, where, step,
+  PL_WARN("{}: stopped {} on a stop request ({}); {}", opt.label, where,
           stop::requested() != 0 ? stop::describe() : std::string("made on another rank of the group"), kept);
   throw StopRequested(opt.label + ": stopped " + where + " on a stop request; " + kept);
 }
@@ -386,7 +386,7 @@ EpochStats Trainer::train_epoch(data::BatchSource& train, int64_t epoch) {
     }
     if (stop) {
       progress.finish();
-      throw_stopped(opt_, global_step_, "in epoch " + std::to_string(epoch + 1) + " at step " + std::to_string(global_step_));
+      throw_stopped(opt_, "in epoch " + std::to_string(epoch + 1) + " at step " + std::to_string(global_step_));
     }
   }
   progress.finish();
@@ -499,7 +499,7 @@ FitResult Trainer::fit(data::BatchSource& train, data::BatchSource* eval) {
         flush_curves(false);
         save_checkpoint(opt_.checkpoint);
       }
-      throw_stopped(opt_, global_step_, "after epoch " + std::to_string(epoch + 1));
+      throw_stopped(opt_, "after epoch " + std::to_string(epoch + 1) + " (step " + std::to_string(global_step_) + ")");
     }
   }
   flush_curves(opt_.log_every_steps > 0);
