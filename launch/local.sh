@@ -5,8 +5,11 @@
 #   launch/local.sh [-n RANKS] [--dry] CONFIG.toml [--set key=value ...] [--retry-failed]
 # Environment: PASSLAB_BIN (default build/passlab), MPIRUN (default mpirun),
 #   PASSLAB_MPI_ARGS (extra mpirun arguments), PASSLAB_THREADS (intra-op threads per rank).
-# Exit status is passlab's: 0 done, 1 a task failed for good, 75 stopped by SIGUSR1/SIGTERM
-# (relaunch to continue: finished tasks are kept, the rest resume from their checkpoints).
+# Exit status is passlab's: 0 done, 1 a task failed for good, 2 bad configuration, 4 a collective
+# timed out, 75 stopped by SIGTERM/SIGINT/SIGHUP/SIGUSR1/SIGUSR2 to this script (or to a rank):
+# the running stage is checkpointed; relaunch to continue (finished tasks are kept, the
+# interrupted one resumes from its checkpoint). A second signal 2 s or more later ends the ranks
+# at once, the last checkpoint kept.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="${PASSLAB_BIN:-$here/build/passlab}"
@@ -67,5 +70,28 @@ if [ -n "${PASSLAB_THREADS:-}" ]; then cmd+=(--set "dist.threads_per_rank=$PASSL
 cmd+=("${@:2}")
 echo "launch/local.sh: ${cmd[*]}" >&2
 if [ "$dry" = 1 ]; then exit 0; fi
-# mpirun forwards SIGUSR1/SIGUSR2 to the ranks: they finish the current task and exit 75.
-exec "${cmd[@]}"
+# Stop signals. Open MPI's mpirun (4.1) answers SIGTERM and SIGINT by ending the job itself:
+# SIGCONT to the ranks, SIGTERM 1 s later, SIGKILL 1 s after that (odls_base_sigkill_timeout),
+# then it exits 1 whatever the ranks returned. It forwards SIGUSR1 and SIGUSR2 untouched. So
+# mpirun runs in a session of its own (a Ctrl-C on the terminal reaches only this script) and
+# every stop signal this script gets goes to mpirun as SIGUSR1: the ranks agree at their next
+# step, checkpoint the stage, exit 75, and this script exits with mpirun's status.
+setsid_cmd=()
+if command -v setsid >/dev/null 2>&1; then setsid_cmd=(setsid); fi
+"${setsid_cmd[@]}" "${cmd[@]}" &
+mpirun_pid=$!
+# shellcheck disable=SC2317  # called by the traps below
+stop_ranks() {
+  echo "launch/local.sh: $1 received: asking the ranks to stop (SIGUSR1 to mpirun); they checkpoint the" \
+       "running stage and exit 75" >&2
+  kill -USR1 "$mpirun_pid" 2>/dev/null || true
+}
+for sig in TERM INT HUP USR1 USR2; do
+  # shellcheck disable=SC2064
+  trap "stop_ranks SIG$sig" "$sig"
+done
+# `wait` returns early when a trapped signal arrives: wait again until mpirun has ended.
+while kill -0 "$mpirun_pid" 2>/dev/null; do wait "$mpirun_pid" || true; done
+rc=0
+wait "$mpirun_pid" || rc=$?
+exit "$rc"

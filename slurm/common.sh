@@ -3,9 +3,11 @@
 # (one rank per task, one GPU per rank), and handles preemption and the time limit:
 #   * SIGUSR1 (sent by `#SBATCH --signal=B:USR1@300` before the time limit, or by
 #     `scancel --signal=USR1 --batch JOB`) and SIGTERM are forwarded to the ranks as SIGUSR1:
-#     they finish the task they are running and exit 75 without taking a new one;
+#     they agree at their next training step, checkpoint the running stage and exit 75 without
+#     taking a new task (a SIGTERM that reaches the ranks directly, as scancel sends it, or a
+#     signal to any one rank does the same);
 #   * if they have not exited after PASSLAB_STOP_GRACE seconds (default 240), the job is
-#     requeued anyway: the running task resumes from its last epoch checkpoint;
+#     requeued anyway: the running task resumes from its last checkpoint;
 #   * a job stopped this way is requeued (`scontrol requeue`); the relaunch skips finished
 #     tasks and takes over the claims of the killed ones.
 # Environment: PASSLAB_ROOT (checkout; default $SLURM_SUBMIT_DIR), PASSLAB_BIN (default
@@ -65,7 +67,7 @@ passlab_on_signal() {
   if [ "$passlab_stopping" = 0 ]; then
     passlab_stopping=1
     passlab_deadline=$(( $(date +%s) + ${PASSLAB_STOP_GRACE:-240} ))
-    echo "passlab: $1 received: the ranks finish their current task, then the job is requeued"
+    echo "passlab: $1 received: the ranks checkpoint their current stage, then the job is requeued"
     if [ -n "$passlab_step" ]; then kill -USR1 "$passlab_step" 2>/dev/null; fi
   fi
 }
@@ -94,7 +96,7 @@ passlab_step=$!
 while kill -0 "$passlab_step" 2>/dev/null; do
   if [ "$passlab_stopping" = 1 ] && [ "$(date +%s)" -ge "$passlab_deadline" ]; then
     echo "passlab: the current task did not end within ${PASSLAB_STOP_GRACE:-240} s; requeueing now" \
-         "(it resumes from its last epoch checkpoint)"
+         "(it resumes from its last checkpoint)"
     passlab_requeue
     rm -f "$passlab_srun_log"
     exit 0

@@ -6,6 +6,7 @@
 #include "passlab/config/config.hpp"
 #include "passlab/core/error.hpp"
 #include "passlab/core/process.hpp"
+#include "passlab/core/stop.hpp"
 #include "passlab/dist/runtime.hpp"
 #include "passlab/sweep/plan.hpp"
 #include "passlab/sweep/runner.hpp"
@@ -22,14 +23,20 @@ Command add_run_command(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("run", "Run an experiment (one task or a sweep) from a TOML config");
   sub->add_option("config", o->path, "Experiment TOML")->required()->check(CLI::ExistingFile);
-  sub->add_option("--set", o->sets, "Override a key: section.key=value (repeatable)");
+  // One assignment per --set: `--set a=1 b=2` would otherwise take b=2 as a second value.
+  sub->add_option("--set", o->sets, "Override a key: section.key=value (repeatable, one each)")
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   sub->add_flag("--dry-run", o->dry_run, "Validate the config and print the planned tasks; train nothing");
   sub->add_flag("--retry-failed", o->retry_failed,
                 "Give tasks that failed for good (after sweep.max_retries) a fresh set of attempts");
   sub->footer(
       "Exit status: 0 every task complete; 1 a task failed for good (or is blocked by a failed dense model); "
-      "75 stopped by SIGTERM/SIGUSR1/SIGUSR2 (relaunch to continue); 2 bad configuration (an unusable output.dir, a "
-      "selection that plans no task).");
+      "2 bad configuration (an unusable output.dir, a selection that plans no task); 4 a collective timed out "
+      "(dist.timeout_s: a rank died or hung) and the job was aborted; 75 stopped by SIGTERM, SIGINT, SIGUSR1 or "
+      "SIGUSR2 to any rank: the running stage checkpointed, relaunch to continue (a second signal 2 s or more later "
+      "ends it at once).");
   return {sub, [o](const Context& ctx) {
             config::Config c = config::load_file(o->path, o->sets);
             log::init(ctx.cli_level, log::parse_level(c.output.log_level));
@@ -62,15 +69,15 @@ Command add_run_command(CLI::App& app) {
               return 0;
             }
             sweep::prepare_results_dir(c);  // before MPI starts: a bad folder exits 2 on every rank
+            // Preemption and Ctrl-C (Slurm --signal, scancel, mpirun forwarding SIGUSR1 or sending
+            // SIGTERM, a signal to one rank): the group checkpoints its stage and exits 75.
+            // Before MPI starts, so a signal during start-up is not lost.
+            stop::install_handlers();
             dist::Runtime rt(c.dist);
             dist::install_abort_on_terminate();  // an exception escaping a thread ends the whole job
             log::init(ctx.cli_level, log::parse_level(c.output.log_level));  // prefix with the true rank
-            // Preemption (SLURM --signal, scancel --signal, mpirun forwarding SIGUSR1): stop taking
-            // tasks, let the current one end (training checkpoints every epoch), exit 75 to requeue.
-            const auto& stop = sweep::install_stop_signals();
             sweep::SweepOptions so;
             so.retry_failed = o->retry_failed;
-            so.stop = &stop;
             return dist::run_or_abort(rt, [&] {
               auto report = sweep::run_sweep(c, rt, so);
               if (rt.is_world_leader()) {

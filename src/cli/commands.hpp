@@ -1,7 +1,6 @@
 #pragma once
 // Each subcommand lives in its own file (cmd_<name>.cpp) and registers itself on the app;
-// main() runs the action of the subcommand that was selected. Exit codes: 0 success,
-// 1 runtime or I/O failure, 2 bad command line or configuration, 3 not implemented yet.
+// main() runs the action of the subcommand that was selected. Exit codes: core/exit_codes.hpp.
 #include <CLI/CLI.hpp>
 
 #include <functional>

@@ -5,13 +5,18 @@
 #include "commands.hpp"
 #include "passlab/build_info.hpp"
 #include "passlab/core/error.hpp"
+#include "passlab/core/exit_codes.hpp"
+#include "passlab/core/stop.hpp"
+#include "passlab/dist/agreement.hpp"
 
 namespace {
-int exit_code(const passlab::Error& e) {
+int exit_code_of(const passlab::Error& e) {
+  namespace code = passlab::exit_code;
+  if (dynamic_cast<const passlab::dist::TimedOut*>(&e)) return code::timed_out;
   switch (e.kind()) {
-    case passlab::ErrorKind::Config: return 2;
-    case passlab::ErrorKind::NotImplemented: return 3;
-    default: return 1;
+    case passlab::ErrorKind::Config: return code::bad_config;
+    case passlab::ErrorKind::NotImplemented: return code::not_implemented;
+    default: return code::failed;
   }
 }
 }  // namespace
@@ -51,9 +56,12 @@ int main(int argc, char** argv) {
       if (sub->parsed()) return action(ctx);
     std::cout << app.help();
     return 0;
+  } catch (const StopRequested& e) {
+    PL_WARN("{}", e.what());
+    return exit_code::stopped;
   } catch (const Error& e) {
     PL_ERROR("{}: {}", to_string(e.kind()), e.what());
-    return exit_code(e);
+    return exit_code_of(e);
   } catch (const std::exception& e) {
     PL_ERROR("unexpected error: {}", e.what());
     return 1;

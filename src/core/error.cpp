@@ -4,6 +4,7 @@
 
 #include "passlab/core/check.hpp"
 #include "passlab/core/process.hpp"
+#include "passlab/core/rethrow.hpp"
 
 namespace passlab {
 
@@ -35,6 +36,12 @@ void throw_check(ErrorKind kind, const char* api, const char* expr, const std::s
   if (!detail.empty()) msg += ": " + detail;
   msg += where(file, line);
   (void)api;
+  throw_as(kind, msg);
+}
+
+}  // namespace detail
+
+void throw_as(ErrorKind kind, const std::string& msg) {
   switch (kind) {
     case ErrorKind::Config: throw ConfigError(msg);
     case ErrorKind::Data: throw DataError(msg);
@@ -47,5 +54,4 @@ void throw_check(ErrorKind kind, const char* api, const char* expr, const std::s
   throw InternalError(msg);
 }
 
-}  // namespace detail
 }  // namespace passlab

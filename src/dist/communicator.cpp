@@ -15,6 +15,7 @@
 #include "passlab/core/error.hpp"
 #include "passlab/core/log.hpp"
 #include "passlab/core/mpi_check.hpp"
+#include "passlab/dist/agreement.hpp"
 #include "passlab/dist/runtime.hpp"
 #ifdef PASSLAB_WITH_CUDA
 #include "passlab/cuda/device.hpp"
@@ -304,9 +305,9 @@ void Communicator::await_vote(std::unique_ptr<Vote>& v, const char* what, double
   }
   abandoned_ = std::move(v);
   abandoned_what_ = what;
-  throw DistError(std::string("vote '") + what + "' did not complete within " + std::to_string(deadline_s) +
-                  " s on group rank " + std::to_string(rank_) + " of " + std::to_string(size_) +
-                  " (a peer is dead, hung, or went another way)");
+  throw TimedOut(std::string("vote '") + what + "' did not complete within " + std::to_string(deadline_s) +
+                 " s on group rank " + std::to_string(rank_) + " of " + std::to_string(size_) +
+                 " (a peer is dead, hung, or went another way)");
 }
 
 std::vector<int> Communicator::vote(bool yes, double deadline_s) {

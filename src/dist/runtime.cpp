@@ -13,16 +13,20 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <unistd.h>
 #include <vector>
 
 #include "passlab/core/error.hpp"
+#include "passlab/core/exit_codes.hpp"
 #include "passlab/core/log.hpp"
 #include "passlab/core/mpi_check.hpp"
 #include "passlab/core/process.hpp"
+#include "passlab/dist/agreement.hpp"
 #include "passlab/dist/communicator.hpp"
+#include "passlab/dist/stop_relay.hpp"
 
 #ifdef PASSLAB_WITH_CUDA
 #include "passlab/cuda/cuda_check.hpp"
@@ -110,6 +114,11 @@ Watchdog& watchdog() {
   static Watchdog w;
   return w;
 }
+std::unique_ptr<StopRelay>& stop_relay() {
+  static std::unique_ptr<StopRelay> relay;
+  return relay;
+}
+
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -146,7 +155,7 @@ bool start_watchdog(double timeout_s, const std::string& peers) {
         abort_job(std::string("collective '") + w.what.load() + "' did not complete within dist.timeout_s = " +
                       std::to_string(w.timeout_s) + " s (a peer is dead or hung" +
                       (w.peers.empty() ? "" : "; the other ranks of this rank's run group: " + w.peers) + ")",
-                  3);
+                  exit_code::timed_out);
       }
     }
   });
@@ -270,11 +279,15 @@ Runtime::Runtime(const RuntimeOptions& opt, int* argc, char*** argv)
   }
   timeout_s_ = opt.timeout_s;
   if (world_size_ > 1 && timeout_s_ > 0) owns_watchdog_ = start_watchdog(timeout_s_, peers);
+  // One relay per process, where this Runtime initialised MPI (and so finalises it after the
+  // relay stopped); a Runtime that adopted MPI (a test main) leaves stop requests local.
+  if (mpi_.owns()) stop_relay() = std::make_unique<StopRelay>(world_.get());
   PL_INFO("dist: {} ranks via {} ({} per node), {} run group(s) of {}, device {}, {} thread(s) per rank", world_size_,
           launcher_, local_size_, group_count_, group_size_, device_.str(), threads_);
 }
 
 Runtime::~Runtime() {
+  if (mpi_.owns()) stop_relay().reset();
   if (owns_watchdog_) stop_watchdog();
   group_.reset();
   local_.reset();
@@ -286,11 +299,14 @@ void Runtime::abort(const std::string& message, int code) const { abort_job(mess
 int run_or_abort(const Runtime& rt, const std::function<int()>& body) {
   try {
     return body();
+  } catch (const TimedOut& e) {
+    if (rt.world_size() > 1) rt.abort(e.what(), exit_code::timed_out);
+    throw;
   } catch (const std::exception& e) {
-    if (rt.world_size() > 1) rt.abort(e.what(), 1);
+    if (rt.world_size() > 1) rt.abort(e.what(), exit_code::failed);
     throw;
   } catch (...) {
-    if (rt.world_size() > 1) rt.abort("unknown exception", 1);
+    if (rt.world_size() > 1) rt.abort("unknown exception", exit_code::failed);
     throw;
   }
 }
@@ -307,7 +323,7 @@ void install_abort_on_terminate() {
         msg = "uncaught non-standard exception";
       }
     }
-    abort_job(msg, 1);
+    abort_job(msg, exit_code::failed);
   });
 }
 

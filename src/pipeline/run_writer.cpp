@@ -6,6 +6,7 @@
 
 #include "passlab/build_info.hpp"
 #include "passlab/core/clock.hpp"
+#include "passlab/dist/agreement.hpp"
 #include "passlab/dist/communicator.hpp"
 #include "passlab/dist/runtime.hpp"
 #include "passlab/io/hdf5.hpp"
@@ -83,7 +84,7 @@ void write_plan(io::Group& root, models::PrunableNetwork& dense, const prune::Ke
 
 void write_dense_file(const TaskContext& ctx, models::PrunableNetwork& net, const train::FitResult& fit,
                       const train::EvalResult& test) {
-  if (ctx.leader()) {
+  dist::on_leader(ctx.comm, [&] {  // a write that fails is every rank's error, with the path and the OS error
     io::AtomicWriter w(dense_path(ctx.cfg));
     auto& root = w.root();
     write_provenance(root, ctx);
@@ -100,12 +101,11 @@ void write_dense_file(const TaskContext& ctx, models::PrunableNetwork& net, cons
     write_counts(s, rf::kMacs, rf::kParams, rf::kOpsFull, net.count());
     root.set_attr(rf::kSeconds, ctx.elapsed_s());
     w.commit();
-  }
-  ctx.comm.barrier();
+  });
 }
 
 void write_run_file(const TaskContext& ctx, const PruneOutcome& out) {
-  if (ctx.leader()) {
+  dist::on_leader(ctx.comm, [&] {  // a write that fails is every rank's error, with the path and the OS error
     const auto& cfg = ctx.cfg;
     const auto& alloc = out.plan.alloc;
     const auto& ev = out.evaluation;
@@ -164,8 +164,7 @@ void write_run_file(const TaskContext& ctx, const PruneOutcome& out) {
     root.set_attr(rf::kFinetuneSeconds, out.finetuned.seconds);
     root.set_attr(rf::kSeconds, ctx.elapsed_s());
     w.commit();
-  }
-  ctx.comm.barrier();
+  });
 }
 
 }  // namespace passlab::pipeline

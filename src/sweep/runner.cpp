@@ -1,6 +1,5 @@
 #include "passlab/sweep/runner.hpp"
 
-#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,8 +17,11 @@
 #include <thread>
 
 #include "passlab/core/error.hpp"
+#include "passlab/core/exit_codes.hpp"
 #include "passlab/core/files.hpp"
 #include "passlab/core/log.hpp"
+#include "passlab/core/stop.hpp"
+#include "passlab/dist/agreement.hpp"
 #include "passlab/dist/communicator.hpp"
 #include "passlab/dist/runtime.hpp"
 #include "passlab/io/hdf5.hpp"
@@ -38,17 +40,6 @@ namespace passlab::sweep {
 namespace {
 
 constexpr int64_t kWait = -1, kDone = -2, kStopped = -3;
-
-std::atomic<int> g_stop{0};
-
-extern "C" void on_stop_signal(int sig) {
-  if (sig == SIGTERM && g_stop.load() != 0) {  // second SIGTERM: end now
-    ::signal(SIGTERM, SIG_DFL);
-    ::raise(SIGTERM);
-    return;
-  }
-  g_stop.store(sig);
-}
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -93,8 +84,12 @@ struct View {
   const Plan& plan;
   int64_t max_retries;
   std::map<int, ResultState> cache;  // complete states never change back
+  // Failures that could not be recorded at the task's path (a folder in the way, no space):
+  // final for this launch, since the path refuses every result; reported with the rest.
+  std::map<int, ResultState> unrecorded;
 
   ResultState state(int i) {
+    if (auto u = unrecorded.find(i); u != unrecorded.end()) return u->second;
     auto it = cache.find(i);
     if (it != cache.end()) return it->second;
     ResultState s = read_state(plan.tasks[i].path);
@@ -118,9 +113,9 @@ struct Choice {
   std::unique_ptr<Claim> claim;
 };
 
-Choice choose(View& v, ClaimDir& claims, const SweepOptions& opt) {
+Choice choose(View& v, ClaimDir& claims) {
   Choice c;
-  if (opt.stop && opt.stop->load() != 0) {
+  if (stop::requested() != 0) {  // this rank's signal, or one relayed from any rank of the job
     c.cmd = kStopped;
     return c;
   }
@@ -157,21 +152,12 @@ std::string bar(double frac, int width = 24) {
 
 }  // namespace
 
-const std::atomic<int>& install_stop_signals() {
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  for (int sig : {SIGTERM, SIGUSR1, SIGUSR2})
-    if (::sigaction(sig, &sa, nullptr) != 0) PL_WARN("cannot install a handler for signal {}", sig);
-  return g_stop;
-}
-
 int SweepReport::exit_code() const {
-  if (failed > 0 || blocked > 0) return 1;
-  if (stopped) return 75;
-  return 0;  // pending tasks are held by other launchers, which report them
-
+  // Stopped first: the launch did not finish, and a relaunch (a requeue) is what it needs.
+  namespace code = passlab::exit_code;  // the member function hides the namespace's name
+  if (stopped) return code::stopped;
+  if (failed > 0 || blocked > 0) return code::failed;
+  return code::ok;  // pending tasks are held by other launchers, which report them
 }
 
 std::string SweepReport::summary() const {
@@ -179,7 +165,7 @@ std::string SweepReport::summary() const {
   if (failed) s += ", " + std::to_string(failed) + " failed";
   if (blocked) s += ", " + std::to_string(blocked) + " blocked by a failed dense model";
   if (pending) s += ", " + std::to_string(pending) + " still held by other launchers or not started";
-  if (stopped) s += " (stopped by a signal: relaunch to continue)";
+  if (stopped) s += " (stopped by " + stop::describe() + ": relaunch to continue)";
   s += "\n";
   for (auto& id : failed_ids) s += "  failed:  " + id + "\n";
   for (auto& id : blocked_ids) s += "  blocked: " + id + "\n";
@@ -227,7 +213,7 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
     claims = std::make_unique<ClaimDir>(dir / "claims", cfg.sweep.heartbeat_timeout_s, "g" + std::to_string(rt.group_index()));
     holder = claims->holder().text();
   }
-  View view{plan, cfg.sweep.max_retries, {}};
+  View view{plan, cfg.sweep.max_retries, {}, {}};
   auto comm = dist::make_communicator(cfg.dist.backend, rt);
   const bool tty = ::isatty(STDERR_FILENO) && cfg.output.progress != "none" && cfg.output.progress != "lines";
   const bool show = cfg.output.progress != "none";
@@ -238,7 +224,7 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
 
   for (;;) {
     Choice choice;
-    if (leader) choice = choose(view, *claims, opt);
+    if (leader) choice = choose(view, *claims);
     std::vector<int64_t> msg = {choice.cmd, choice.prev_attempts};
     group->vote_broadcast(msg);
     const int64_t cmd = msg[0];
@@ -252,7 +238,7 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
       continue;
     }
     const Task& t = plan.tasks[static_cast<size_t>(cmd)];
-    const int64_t attempt = msg[1] + 1;
+    int64_t attempt = msg[1] + 1;
     const auto t0 = Clock::now();
     if (leader) {
       journal(dir, holder, "start", t.id, t.describe() + " attempt " + std::to_string(attempt));
@@ -263,12 +249,16 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
       }
     }
     int64_t failed = 0;
+    bool stopped_here = false;
     std::string error;
     try {
       test_hooks(t.id, attempt);
       if (t.kind == Task::Kind::dense) pipeline::run_dense_task(t.cfg, rt, *comm);
       else pipeline::run_prune_task(t.cfg, rt, *comm);
       // A diverged stage throws TrainingDiverged before its task writes anything.
+    } catch (const StopRequested& e) {
+      stopped_here = true;  // agreed by the group at a step boundary, its checkpoint written
+      error = e.what();
     } catch (const std::exception& e) {
       failed = 1;
       error = e.what();
@@ -281,7 +271,20 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
       failed_ranks = group->vote(failed != 0, rt.timeout_s() > 0 ? rt.timeout_s() : 0);
     } catch (const DistError& e) {
       rt.abort("task " + t.id + (failed ? " failed on this rank (" + error + ")" : " ended on this rank") +
-               " while the other ranks of its run group went on (" + e.what() + "); ending the job");
+                   " while the other ranks of its run group went on (" + e.what() + "); ending the job",
+               dynamic_cast<const dist::TimedOut*>(&e) ? exit_code::timed_out : exit_code::failed);
+    }
+    if (failed_ranks.empty() && !group->vote(stopped_here).empty()) {
+      // Stopped, not failed: nothing is recorded, the claim is released, the work folder with
+      // the stage's checkpoint is kept, and a relaunch resumes the task there.
+      if (leader) {
+        journal(dir, holder, "stop", t.id, "attempt " + std::to_string(attempt) + ": " + error);
+        std::printf("%s %s %s stopped after %s (%s): %s; a relaunch resumes it\n", tag.c_str(), t.kind_name(),
+                    t.id.c_str(), train::format_duration(since(t0)).c_str(), stop::describe().c_str(), error.c_str());
+        std::fflush(stdout);
+      }
+      stopped = true;
+      break;  // the claim is released with `choice`
     }
     const double secs = since(t0);
     TaskOutcome o{t.kind_name(), t.id, t.path.string(), failed_ranks.empty() ? "complete" : "failed", "", secs};
@@ -292,7 +295,16 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
       if (first != 0) error = "on group rank " + std::to_string(first) + ": " + error;
       o.error = error;
       if (leader) {
-        write_failure(t.path, t.cfg, t.kind_name(), t.id, error, attempt, secs);
+        try {
+          write_failure(t.path, t.cfg, t.kind_name(), t.id, error, attempt, secs);
+        } catch (const std::exception& e) {
+          // The path refuses a result (the error above is often the same): final for this
+          // launch, reported at the end, never a reason to leave the group waiting.
+          PL_ERROR("{} {}: cannot record the failure at {}: {}", t.kind_name(), t.id, t.path.string(), e.what());
+          error += " (the failure could not be recorded either: " + std::string(e.what()) + ")";
+          view.unrecorded[static_cast<int>(cmd)] = ResultState{ResultState::Kind::failed, cfg.sweep.max_retries + 1, error};
+          attempt = cfg.sweep.max_retries + 1;
+        }
         // A retry starts clean: a checkpoint taken after a NaN would fail the same way.
         std::error_code ec;  // best effort, as before
         remove_tree(pipeline::work_dir(t.cfg, t.id), ec);
@@ -349,8 +361,18 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
   world->vote_barrier();
   // The final account, from the files, made once and shared so every rank exits alike.
   std::vector<int64_t> counts = {0, 0, 0, 0, 0, world->vote(stopped).empty() ? 0 : 1};
+  // Failures no file could record, from every group leader: "index\terror\0" each.
+  std::string unrecorded;
+  for (auto& [i, st] : view.unrecorded) unrecorded += std::to_string(i) + '\t' + st.error + '\0';
+  const auto unrecorded_by_rank = world->gather_bytes(unrecorded, 0);
   if (rt.is_world_leader()) {
-    View fresh{plan, cfg.sweep.max_retries, {}};
+    View fresh{plan, cfg.sweep.max_retries, {}, {}};
+    for (const std::string& part : unrecorded_by_rank)
+      for (size_t at = 0, end; (end = part.find('\0', at)) != std::string::npos; at = end + 1) {
+        const size_t tab = part.find('\t', at);
+        fresh.unrecorded[std::stoi(part.substr(at, tab - at))] =
+            ResultState{ResultState::Kind::failed, cfg.sweep.max_retries + 1, part.substr(tab + 1, end - tab - 1)};
+      }
     for (size_t i = 0; i < plan.tasks.size(); ++i) {
       auto s = fresh.state(static_cast<int>(i));
       if (s.kind == ResultState::Kind::complete) ++counts[1];

@@ -13,6 +13,8 @@
 #include "passlab/core/check.hpp"
 #include "passlab/core/error.hpp"
 #include "passlab/core/log.hpp"
+#include "passlab/core/stop.hpp"
+#include "passlab/dist/agreement.hpp"
 #include "passlab/dist/communicator.hpp"
 #include "passlab/dist/reducer.hpp"
 #include "passlab/io/hdf5.hpp"
@@ -21,6 +23,18 @@
 #include "passlab/train/progress.hpp"
 
 namespace passlab::train {
+namespace {
+
+// After the group agreed on a stop (the checkpoint, if any, written): logs and unwinds the stage.
+[[noreturn]] void throw_stopped(const TrainerOptions& opt, const std::string& where) {
+  const std::string kept = opt.checkpoint.empty() ? "this stage has no checkpoint: it restarts"
+                                                  : "checkpoint " + opt.checkpoint.string() + " kept";
+  PL_WARN("{}: stopped {} on a stop request ({}); {}", opt.label, where,
+          stop::requested() != 0 ? stop::describe() : std::string("made on another rank of the group"), kept);
+  throw StopRequested(opt.label + ": stopped " + where + " on a stop request; " + kept);
+}
+
+}  // namespace
 
 at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& labels, double label_smoothing) {
   return at::cross_entropy_loss(logits.to(at::kFloat), labels, {}, at::Reduction::Mean, -100, label_smoothing);
@@ -352,8 +366,12 @@ EpochStats Trainer::train_epoch(data::BatchSource& train, int64_t epoch) {
     const bool done = opt_.max_steps > 0 && global_step_ >= opt_.max_steps;
     const bool checkpoint_due = !opt_.checkpoint.empty() && opt_.checkpoint_every_steps > 0 &&
                                 global_step_ % opt_.checkpoint_every_steps == 0 && i + 1 < nb && !done;
-    if (log_due || checkpoint_due) flush_curves(log_due);
-    if (checkpoint_due) {
+    // A stop request (a signal to any rank), agreed by the group after every step but the
+    // epoch's last (fit() looks after the epoch ends): checkpoint here and unwind.
+    const bool stop = i + 1 < nb && !done && dist::stop_agreed(comm_);
+    const bool save = checkpoint_due || (stop && !opt_.checkpoint.empty());
+    if (log_due || save) flush_curves(log_due);
+    if (save) {
       // The group's sums so far, checked before anything is written from them.
       std::vector<double> part = {loss_sum.item<double>(), double(samples), double(correct.item<int64_t>()),
                                   have_logits ? 0.0 : 1.0};
@@ -365,6 +383,10 @@ EpochStats Trainer::train_epoch(data::BatchSource& train, int64_t epoch) {
       // (running statistics are linear in their updates, so this moves them by rounding only).
       sync_buffers();
       save_checkpoint(opt_.checkpoint);
+    }
+    if (stop) {
+      progress.finish();
+      throw_stopped(opt_, "in epoch " + std::to_string(epoch + 1) + " at step " + std::to_string(global_step_));
     }
   }
   progress.finish();
@@ -467,9 +489,17 @@ FitResult Trainer::fit(data::BatchSource& train, data::BatchSource* eval) {
     bool last = epoch + 1 == epochs || (opt_.max_steps > 0 && global_step_ >= opt_.max_steps);
     const bool epochs_due = opt_.checkpoint_every > 0 && ((epoch + 1) % opt_.checkpoint_every == 0 || last);
     const bool steps_due = opt_.checkpoint_every_steps > 0 && (global_step_ % opt_.checkpoint_every_steps == 0 || last);
-    if (!opt_.checkpoint.empty() && (epochs_due || steps_due)) {
+    const bool saved = !opt_.checkpoint.empty() && (epochs_due || steps_due);
+    if (saved) {
       flush_curves(last && opt_.log_every_steps > 0);  // the checkpoint holds every step's values
       save_checkpoint(opt_.checkpoint);
+    }
+    if (!last && dist::stop_agreed(comm_)) {
+      if (!saved && !opt_.checkpoint.empty()) {
+        flush_curves(false);
+        save_checkpoint(opt_.checkpoint);
+      }
+      throw_stopped(opt_, "after epoch " + std::to_string(epoch + 1) + " (step " + std::to_string(global_step_) + ")");
     }
   }
   flush_curves(opt_.log_every_steps > 0);
@@ -506,8 +536,8 @@ void Trainer::save_checkpoint(const std::filesystem::path& path) {
       std::memcpy(all[int64_t(r)].data_ptr(), parts[r].data(), size_t(bytes));
     rng_all.push_back(all);
   }
-  if (comm_.rank() == 0) {
-    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+  // Written by the leader; a failure (disk full, a folder in the way) is every rank's error.
+  dist::on_leader(comm_, [&] {
     io::AtomicWriter w(path);
     auto& root = w.root();
     root.set_attr("kind", "passlab-checkpoint");
@@ -558,8 +588,7 @@ void Trainer::save_checkpoint(const std::filesystem::path& path) {
       gs.write<double>(curves.names[k], curves.values[k]);
     }
     w.commit();
-  }
-  comm_.barrier();  // the file is complete before any rank goes on (or reads it)
+  });  // the file is complete before any rank goes on (or reads it)
 }
 
 std::optional<int64_t> Trainer::load_checkpoint(const std::filesystem::path& path) {

@@ -90,6 +90,33 @@ TEST(Cli, ResultsFolderBlockedByAFileExitsTwoBeforeTraining) {
   EXPECT_HAS(r.output, "cannot use " + (out / "dense").string() + " as a results folder");
 }
 
+// `--set a=1 b=2` took b=2 as a second value of the same option; each --set now takes one.
+TEST(Cli, SetTakesOneAssignmentPerOption) {
+  test::TempDir dir;
+  auto cfg = dir / "one.toml";
+  test::write_text(cfg, "[output]\ndir = \"" + (dir / "out").string() + "\"\n");
+  for (const char* cmd : {"run --dry-run ", "config "}) {
+    auto r = cli(std::string(cmd) + cfg.string() + " --set dense.lr=0.1 dense.epochs=3");
+    EXPECT_EQ(r.exit_code, 2) << cmd << "\n" << r.output;
+    EXPECT_HAS(r.output, "dense.epochs=3");
+    auto ok = cli(std::string(cmd) + cfg.string() + " --set dense.lr=0.1 --set dense.epochs=3");
+    EXPECT_EQ(ok.exit_code, 0) << cmd << "\n" << ok.output;
+  }
+  EXPECT_HAS(cli("config " + cfg.string() + " --set dense.lr=0.1 --set dense.epochs=3").output, "epochs = 3");
+}
+
+// An output.dir that cannot be created (its parent is a file) exits 2 naming it, before MPI.
+TEST(Cli, UncreatableResultsFolderExitsTwoNamingIt) {
+  test::TempDir dir;
+  auto cfg = dir / "blocked.toml";
+  test::write_text(dir / "file", "x");
+  const auto out = dir / "file" / "results";
+  test::write_text(cfg, "[output]\ndir = \"" + out.string() + "\"\n");
+  auto r = cli("run " + cfg.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_HAS(r.output, "cannot use " + out.string() + " as a results folder: Not a directory");
+}
+
 TEST(Cli, ConfigPrintsCanonicalTomlAndIds) {
   test::TempDir dir;
   auto a = dir / "a.toml", b = dir / "b.toml";

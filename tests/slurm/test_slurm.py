@@ -5,8 +5,8 @@ conftest.py), through slurm/submit.sh with slurm/site.local.env, as a user would
   `passlab inspect --check`;
 * array.sbatch: 2 array tasks over one results directory; every task runs exactly once, both
   array tasks take part, and the index (sweep.h5) lists every run;
-* preemption: `scancel --signal=USR1 --batch` on a running sweep: the job stops, is requeued and
-  finishes; no finished run is redone, none is lost.
+* preemption: `scancel --signal=USR1 --batch` on a running sweep: the job stops (the running task
+  checkpointed at its next step), is requeued and finishes; no finished run is redone, none is lost.
 
 Every wait has a timeout, so a broken Slurm fails the test instead of hanging it. Tasks are
 ordered with the test-only hook PASSLAB_TEST_HOLD_TASK (a task waits for a file), not with sleeps.
@@ -235,7 +235,8 @@ def test_preemption_usr1_requeues_and_finishes(slurm, store, tmp_path):
             rec = job_fields(env, job)
             return rec and int(rec[0].get("Restarts", "0")) >= 1 and rec[0].get("JobState") in ("PENDING", "RUNNING", "COMPLETED")
         wait_for("the job to be requeued", requeued, 90)
-        stamps = {p: p.stat().st_mtime_ns for p in (dense_file, p1_file)}
+        # p1 exists only if the stop reached the rank after p1 had finished (see `graceful`).
+        stamps = {p: p.stat().st_mtime_ns for p in (dense_file, p1_file) if p.exists()}
         go2.touch()
 
         def finished():
@@ -263,9 +264,12 @@ def test_preemption_usr1_requeues_and_finishes(slurm, store, tmp_path):
     assert starts[dense] == 1, j
     graceful = "passlab: step exited with 75" in log
     if graceful:
-        assert starts[p1] == 1, j
+        # The stop reached the rank before p1 trained: p1 checkpointed its first training stage at
+        # its first step and stopped (not failed); the requeued job resumed it and finished it.
+        assert ("stop", p1) in {(e, i) for h, e, i in j if h == holder1}, j
+        assert starts[p1] == 2, j
         ends_first = {i for h, e, i in j if e == "end" and h == holder1}
-        assert ends_first == {dense, p1}, j
+        assert ends_first == {dense}, j
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     # What the first launch left is done by the second (another process).
     later = {i for h, e, i in j if e == "end" and h != holder1}

@@ -1,14 +1,19 @@
 // The sweep as users launch it: `passlab run` under mpirun (two run groups, or one group of two
-// ranks), killed with SIGKILL and relaunched, two launchers at once over one results directory,
-// an injected failure, and `passlab inspect` / `inspect --check` on the results.
+// ranks), killed with SIGKILL and relaunched, stopped by SIGTERM/SIGUSR1 (to mpirun, to
+// launch/local.sh, to one rank) and relaunched, two launchers at once over one results directory,
+// an injected failure, a result path taken by a folder, and `passlab inspect` / `inspect --check`.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
 #include <map>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "passlab/config/config.hpp"
@@ -64,6 +69,93 @@ pid_t spawn_group(const std::string& cmd) {
     _exit(127);
   }
   return pid;
+}
+
+
+// Dense training long enough to be interrupted mid-stage (a few seconds of tiny epochs), the
+// same on the relaunch (it is part of the dense id).
+const std::string kLongDense = "dense.epochs=12";
+
+
+// A sweep whose dense models train long enough to be stopped mid-stage.
+struct LongDenseSweep {
+  test::TempDir dir;
+  fs::path toml, results;
+  sweep::Plan plan;
+  std::vector<fs::path> checkpoints;  // of the dense stages, work/<dense id>/dense.ckpt.h5
+  LongDenseSweep(const std::string& sweep_lines, const std::string& dist_lines)
+      : toml(setup(dir, sweep_lines, dist_lines)), results(dir.path() / "results"),
+        plan(sweep::make_plan(config::load_file(toml, {kLongDense}))) {
+    for (auto& t : plan.tasks)
+      if (t.kind == sweep::Task::Kind::dense) checkpoints.push_back(results / "work" / t.id / "dense.ckpt.h5");
+  }
+  std::string run_args() const { return toml.string() + " --set " + kLongDense; }
+};
+
+struct StoppedJob {
+  int status = 0;
+  double seconds = 0;  // from the signal to the job's end
+  std::string log;
+};
+
+// Starts `cmd` in a process group of its own (output to dir/first.log), waits until every dense
+// checkpoint of `s` exists (the first epochs done: every dense stage is mid-way), then sends
+// `sig` to the process `target` picks (default: the job itself) and waits for the job.
+StoppedJob start_then_signal(const LongDenseSweep& s, const std::string& cmd, int sig,
+                             const std::function<pid_t(pid_t)>& target = nullptr) {
+  StoppedJob out;
+  const fs::path log = s.dir.path() / "first.log";
+  pid_t job = spawn_group("exec " + cmd + " > " + log.string() + " 2>&1");
+  for (auto& ckpt : s.checkpoints)
+    while (!fs::exists(ckpt)) {
+      if (waitpid(job, &out.status, WNOHANG) == job) {
+        ADD_FAILURE() << "the job ended before " << ckpt << " appeared\n" << test::read_text(log);
+        return out;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  const pid_t to = target ? target(job) : job;
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(kill(to, sig), 0);
+  EXPECT_EQ(waitpid(job, &out.status, 0), job);
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  out.log = test::read_text(log);
+  std::printf("[ measured ] from the signal to the job's end: %.2f s\n", out.seconds);  // README, Signals
+  return out;
+}
+
+// mpirun's ranks (its children), by Open MPI world rank.
+std::map<int, pid_t> ranks_of(pid_t mpirun_pid) {
+  std::map<int, pid_t> out;
+  for (auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(e.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    const size_t close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    std::string state;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid != mpirun_pid) continue;
+    std::ifstream env(e.path() / "environ", std::ios::binary);
+    for (std::string var; std::getline(env, var, '\0');)
+      if (var.rfind("OMPI_COMM_WORLD_RANK=", 0) == 0) out[std::stoi(var.substr(21))] = std::stoi(name);
+  }
+  return out;
+}
+
+// Relaunches with `cmd`: it must finish the sweep, resuming the stage from every checkpoint in
+// `resumed` (logged at info by each group's leader; `level` debug shows the other ranks' too) and
+// leave every task of `plan` complete.
+void expect_relaunch_resumes(const std::string& cmd, const sweep::Plan& plan, const std::vector<fs::path>& resumed,
+                             const std::string& level = "info") {
+  auto r = test::run_command("PASSLAB_LOG=" + level + " " + cmd);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  for (auto& ckpt : resumed) EXPECT_NE(r.output.find("resumed from " + ckpt.string() + " at epoch "), std::string::npos) << r.output;
+  for (auto& t : plan.tasks) EXPECT_EQ(sweep::read_state(t.path).kind, sweep::ResultState::Kind::complete) << t.id;
 }
 
 }  // namespace
@@ -220,13 +312,14 @@ TEST(SweepLaunch, FailureInATwoRankGroupIsIsolatedAndInspectFindsDamage) {
   EXPECT_EQ(one.exit_code, 1) << one.output;
 }
 
-TEST(SweepLaunch, Sigusr1StopsAfterTheCurrentTaskAndARelaunchFinishes) {
+TEST(SweepLaunch, Sigusr1ToMpirunStopsTheTaskAtItsFirstStepAndARelaunchFinishes) {
   test::TempDir dir;
   auto toml = setup(dir, "budgets = [0.5, 0.3]\n");
   auto plan = sweep::make_plan(config::load_file(toml));
   const std::string dense = plan.tasks[0].id;
   const fs::path results = dir.path() / "results", go = dir.path() / "go";
-  // The dense task waits for `go`; SIGUSR1 arrives (forwarded by mpirun) while it runs.
+  // The dense task waits for `go`; SIGUSR1 arrives (forwarded by mpirun) while it waits, so its
+  // training stops after its first step, with a checkpoint, and no other task starts.
   pid_t job = spawn_group("PASSLAB_TEST_HOLD_TASK='" + dense + "=" + go.string() + "' exec " +
                           mpirun(1, {"PASSLAB_TEST_HOLD_TASK"}) + binary() + " run " + toml.string() + " > " +
                           (dir.path() / "first.log").string() + " 2>&1");
@@ -237,21 +330,109 @@ TEST(SweepLaunch, Sigusr1StopsAfterTheCurrentTaskAndARelaunchFinishes) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   ASSERT_EQ(kill(job, SIGUSR1), 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let mpirun forward it before the task ends
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let mpirun forward it before the task trains
   test::write_text(go, "");
   ASSERT_EQ(waitpid(job, &status, 0), job);
   const std::string log = test::read_text(dir.path() / "first.log");
   ASSERT_TRUE(WIFEXITED(status)) << log;
   EXPECT_EQ(WEXITSTATUS(status), 75) << log;
-  EXPECT_NE(log.find("stopped by a signal"), std::string::npos) << log;
-  EXPECT_EQ(sweep::read_state(plan.tasks[0].path).kind, sweep::ResultState::Kind::complete) << log;
-  // No new task after the signal was seen: normally none after the dense one, at worst one more.
-  int left = 0;
-  for (auto& t : plan.tasks) left += !fs::exists(t.path);
-  EXPECT_GE(left, 1) << log;
+  EXPECT_NE(log.find("stop requested: SIGUSR1 received"), std::string::npos) << log;
+  EXPECT_NE(log.find("stopped by SIGUSR1: relaunch to continue"), std::string::npos) << log;
+  EXPECT_EQ(sweep::read_state(plan.tasks[0].path).kind, sweep::ResultState::Kind::missing) << log;
+  EXPECT_TRUE(fs::exists(results / "work" / dense / "dense.ckpt.h5")) << log;
+  auto j = test::read_journal(results);
+  EXPECT_EQ(test::count_events(j, "stop", dense), 1) << log;
+  EXPECT_EQ(j.size(), 2u) << "a task started after the stop\n" << log;  // start and stop of the dense task
   EXPECT_TRUE(fs::is_empty(results / "claims")) << "claims left behind";
 
-  auto r = test::run_command(mpirun(1) + binary() + " run " + toml.string());
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  for (auto& t : plan.tasks) EXPECT_EQ(sweep::read_state(t.path).kind, sweep::ResultState::Kind::complete) << t.id;
+  expect_relaunch_resumes(mpirun(1) + binary() + " run " + toml.string(), plan, {results / "work" / dense / "dense.ckpt.h5"});
+}
+
+// SIGTERM to mpirun: Open MPI sends the ranks SIGCONT, SIGTERM 1 s later and SIGKILL 1 s after
+// that, and exits 1 itself whatever the ranks return (so launch/local.sh forwards SIGUSR1
+// instead). The ranks still log the signal and checkpoint the dense stage within that second,
+// and a relaunch resumes it there.
+TEST(SweepSignals, SigtermToMpirunCheckpointsTheStageAndARelaunchResumesIt) {
+  LongDenseSweep s("budgets = [0.5]\n", "ranks_per_run = 2\n");
+  const std::string run = mpirun(2) + binary() + " run " + s.run_args();
+  auto job = start_then_signal(s, run, SIGTERM);
+  ASSERT_TRUE(WIFEXITED(job.status)) << job.log;
+  EXPECT_NE(WEXITSTATUS(job.status), 0) << job.log;  // Open MPI's own status after SIGTERM
+  EXPECT_LT(job.seconds, 5.0) << job.log;
+  EXPECT_NE(job.log.find("stop requested: SIGTERM received"), std::string::npos) << job.log;
+  EXPECT_EQ(sweep::read_state(s.plan.tasks[0].path).kind, sweep::ResultState::Kind::missing) << job.log;
+  EXPECT_TRUE(fs::exists(s.checkpoints[0])) << job.log;
+  expect_relaunch_resumes(run, s.plan, s.checkpoints);
+}
+
+// SIGTERM to one rank (rank 1, the only rank of the second run group): the stop relay carries it
+// to rank 0, which trains the other dense model in the first group. Both groups checkpoint and
+// stop; every rank exits 75, so mpirun does too; a relaunch resumes both dense models.
+TEST(SweepSignals, SigtermToOneRankStopsEveryGroupWith75AndARelaunchResumes) {
+  LongDenseSweep s("seeds = [0, 1]\nbudgets = [0.5]\n", "");
+  ASSERT_EQ(s.checkpoints.size(), 2u);
+  const std::string run = mpirun(2) + binary() + " run " + s.run_args();
+  auto job = start_then_signal(s, run, SIGTERM, [](pid_t mpirun_pid) {
+    auto ranks = ranks_of(mpirun_pid);
+    EXPECT_EQ(ranks.count(1), 1u);
+    return ranks.count(1) ? ranks.at(1) : mpirun_pid;
+  });
+  ASSERT_TRUE(WIFEXITED(job.status)) << job.log;
+  EXPECT_EQ(WEXITSTATUS(job.status), 75) << job.log;
+  EXPECT_LT(job.seconds, 10.0) << job.log;
+  EXPECT_NE(job.log.find("[1/2] [warning] stop requested: SIGTERM received"), std::string::npos) << job.log;
+  EXPECT_NE(job.log.find("[0/2] [warning] stop requested: SIGTERM (received by rank 1)"), std::string::npos) << job.log;
+  auto j = test::read_journal(s.results);
+  for (auto& t : s.plan.tasks) {
+    EXPECT_FALSE(fs::exists(t.path)) << t.id << "\n" << job.log;
+    if (t.kind == sweep::Task::Kind::dense) {
+      EXPECT_EQ(test::count_events(j, "stop", t.id), 1) << t.id << "\n" << job.log;
+    }
+  }
+  for (auto& ckpt : s.checkpoints) EXPECT_TRUE(fs::exists(ckpt)) << ckpt;
+  expect_relaunch_resumes(run, s.plan, s.checkpoints, "debug");  // rank 1 leads the second group
+}
+
+// launch/local.sh turns SIGTERM into SIGUSR1 for mpirun (which forwards it and does not kill):
+// the ranks checkpoint and exit 75, and so does the script; relaunched through it, the finished
+// work is kept and the stage resumes.
+TEST(SweepSignals, SigtermToLocalShExits75AndARelaunchThroughItResumes) {
+  LongDenseSweep s("budgets = [0.5]\n", "ranks_per_run = 2\n");
+  const std::string launch = "env PASSLAB_BIN=" + binary() + " bash " +
+                             (test::source_dir() / "launch" / "local.sh").string() + " -n 2 " + s.run_args();
+  auto job = start_then_signal(s, launch, SIGTERM);
+  ASSERT_TRUE(WIFEXITED(job.status)) << job.log;
+  EXPECT_EQ(WEXITSTATUS(job.status), 75) << job.log;
+  EXPECT_LT(job.seconds, 10.0) << job.log;
+  EXPECT_NE(job.log.find("launch/local.sh: SIGTERM received"), std::string::npos) << job.log;
+  EXPECT_NE(job.log.find("stop requested: SIGUSR1 received"), std::string::npos) << job.log;
+  EXPECT_NE(job.log.find("stopped by SIGUSR1: relaunch to continue"), std::string::npos) << job.log;
+  EXPECT_EQ(test::count_events(test::read_journal(s.results), "stop", s.plan.tasks[0].id), 1) << job.log;
+  EXPECT_TRUE(fs::exists(s.checkpoints[0])) << job.log;
+  expect_relaunch_resumes(launch, s.plan, s.checkpoints);
+}
+
+// A result path taken by a folder: the leader's rename fails; the whole group fails the task
+// with the path and the OS error (no rank waits in a barrier for the leader), the failure that
+// cannot be recorded there either is reported at the end, and the launch exits 1 at once.
+TEST(SweepSignals, ResultPathTakenByAFolderFailsTheTaskOnEveryRankWithThePath) {
+  test::TempDir dir;
+  auto toml = setup(dir, "budgets = [0.5]\n", "ranks_per_run = 2\ntimeout_s = 60\n");
+  auto plan = sweep::make_plan(config::load_file(toml));
+  const auto& prune = plan.tasks[1];
+  ASSERT_EQ(prune.kind, sweep::Task::Kind::prune);
+  fs::create_directories(prune.path / "in_the_way");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = test::run_command(mpirun(2) + binary() + " run " + toml.string());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_LT(seconds, 60.0) << r.output;
+  EXPECT_EQ(r.output.find("did not complete within"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("cannot rename " + prune.path.string() + ".tmp to " + prune.path.string() + ": Is a directory"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("failed:  " + prune.id), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("1/2 tasks complete, 1 failed"), std::string::npos) << r.output;
+  EXPECT_EQ(sweep::read_state(plan.tasks[0].path).kind, sweep::ResultState::Kind::complete) << r.output;
+  EXPECT_TRUE(fs::is_directory(prune.path / "in_the_way"));
 }

@@ -14,6 +14,13 @@
 // sweep.max_retries times (in this or a later launch). After that it is final: later launches
 // report it and leave it alone unless SweepOptions::retry_failed. The prune tasks of a dense
 // model that finally failed are reported as blocked.
+// Stop requests (core/stop.hpp: SIGTERM, SIGINT, SIGUSR1, SIGUSR2 to any rank, relayed to every
+// rank): the running task's group agrees at its next training step, checkpoints the stage and
+// stops it (StopRequested: nothing recorded, the claim released, the work folder kept); no new
+// task is taken; the launch reports "stopped" and exits 75. A relaunch resumes the task from its
+// checkpoint.
+// A failure that cannot be recorded at the task's path (a folder where the file goes) is final
+// for the launch and reported with its path and OS error.
 // A group leaves when every task is finished, failed for good, blocked, or held by a live claim
 // of another group or launcher. At the end every rank meets at a world barrier, the world
 // leader rebuilds <results>/sweep.h5, and every rank gets the same report.
@@ -21,7 +28,6 @@
 // Test-only hooks (environment; documented in README, never set in production):
 //   PASSLAB_TEST_FAIL_TASK=<id>[@N][,...]   the task throws (its first N attempts only, with @N)
 //   PASSLAB_TEST_HOLD_TASK=<id>=<file>[:<file>...]  the task waits until every file exists
-#include <atomic>
 #include <string>
 #include <vector>
 
@@ -43,9 +49,8 @@ struct TaskOutcome {
 };
 
 struct SweepOptions {
-  bool retry_failed = false;             // failed tasks get a fresh set of attempts
-  const std::atomic<int>* stop = nullptr;  // non-zero: take no new task (signal handler)
-  double poll_s = 0.5;                   // how often a waiting leader looks again
+  bool retry_failed = false;  // failed tasks get a fresh set of attempts
+  double poll_s = 0.5;        // how often a waiting leader looks again
 };
 
 struct SweepReport {
@@ -53,7 +58,7 @@ struct SweepReport {
   int total = 0, complete = 0, failed = 0, blocked = 0, pending = 0;  // over the whole plan, at the end
   std::vector<std::string> failed_ids, blocked_ids;
   bool stopped = false;  // a stop was requested before the sweep finished
-  // 1: some task failed for good or is blocked; 75: stopped by a signal (relaunch to continue);
+  // 75: stopped by a signal (relaunch to continue); 1: some task failed for good or is blocked;
   // 0: otherwise (every task complete, or the rest held by other live launchers).
   int exit_code() const;
   std::string summary() const;  // one paragraph for the end of a launch
@@ -68,9 +73,5 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
 
 // The prune rows of the sweep table (sweep/results.hpp), as before.
 std::string summary_table(const std::string& results_dir);
-
-// SIGTERM / SIGUSR1 / SIGUSR2 set the returned flag (a second SIGTERM ends the process at once),
-// so `passlab run` stops taking tasks and exits cleanly for a requeue.
-const std::atomic<int>& install_stop_signals();
 
 }  // namespace passlab::sweep

@@ -22,6 +22,10 @@
 // values, a step count instead of epochs, and checkpoints every N steps (resumed mid-epoch):
 // set_trainable(), set_step(), TrainerOptions::max_steps / step_curves / checkpoint_every_steps.
 //
+// Stop requests (core/stop.hpp): after every step the group agrees whether any rank was asked
+// to stop (dist/agreement.hpp); if so the leader writes the checkpoint (mid-epoch, resumed at the
+// next batch) and every rank throws StopRequested.
+//
 // Divergence: a non-finite loss or trainable tensor ends fit() with TrainingDiverged, detected
 // at the points where the group already synchronises (epoch end, step-curve flushes, before
 // every checkpoint), so no checkpoint and no result is ever written from a diverged state.
