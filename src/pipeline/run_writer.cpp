@@ -2,13 +2,17 @@
 
 #include <torch/torch.h>
 
+#include <exception>
+#include <functional>
 #include <iterator>
 
 #include "passlab/build_info.hpp"
 #include "passlab/core/clock.hpp"
+#include "passlab/core/error.hpp"
 #include "passlab/dist/communicator.hpp"
 #include "passlab/dist/runtime.hpp"
 #include "passlab/io/hdf5.hpp"
+#include "passlab/io/result_file.hpp"
 #include "passlab/io/run_schema.hpp"
 #include "passlab/models/weights.hpp"
 #include "passlab/pipeline/paths.hpp"
@@ -79,11 +83,36 @@ void write_plan(io::Group& root, models::PrunableNetwork& dense, const prune::Ke
   }
 }
 
+// Runs the leader's write and shares its outcome over the group: every rank returns once the file
+// is committed, or throws the leader's error (a commit refused for a non-finite value is the
+// whole group's TrainingDiverged), so no rank waits in a collective the leader never reaches.
+void commit_on_leader(const TaskContext& ctx, const std::function<void()>& write) {
+  ctx.comm.wait();  // nothing of the task still in flight on any rank
+  std::string outcome;  // empty: committed; else 'D' (diverged) or 'E', then the message
+  std::exception_ptr failure;
+  if (ctx.leader()) {
+    try {
+      write();
+    } catch (const TrainingDiverged& e) {
+      outcome = std::string("D") + e.what();
+      failure = std::current_exception();
+    } catch (const std::exception& e) {
+      outcome = std::string("E") + e.what();
+      failure = std::current_exception();
+    }
+  }
+  ctx.comm.broadcast_bytes(outcome, 0);
+  if (failure) std::rethrow_exception(failure);
+  if (outcome.empty()) return;
+  if (outcome[0] == 'D') throw TrainingDiverged(outcome.substr(1));
+  throw IOError("on the group leader: " + outcome.substr(1));
+}
+
 }  // namespace
 
 void write_dense_file(const TaskContext& ctx, models::PrunableNetwork& net, const train::FitResult& fit,
                       const train::EvalResult& test) {
-  if (ctx.leader()) {
+  commit_on_leader(ctx, [&] {
     io::AtomicWriter w(dense_path(ctx.cfg));
     auto& root = w.root();
     write_provenance(root, ctx);
@@ -99,13 +128,12 @@ void write_dense_file(const TaskContext& ctx, models::PrunableNetwork& net, cons
     s.set_attr(rf::kValTop1, final_val_top1(fit));
     write_counts(s, rf::kMacs, rf::kParams, rf::kOpsFull, net.count());
     root.set_attr(rf::kSeconds, ctx.elapsed_s());
-    w.commit();
-  }
-  ctx.comm.barrier();
+    rf::commit_result(w, rf::kComplete);
+  });
 }
 
 void write_run_file(const TaskContext& ctx, const PruneOutcome& out) {
-  if (ctx.leader()) {
+  commit_on_leader(ctx, [&] {
     const auto& cfg = ctx.cfg;
     const auto& alloc = out.plan.alloc;
     const auto& ev = out.evaluation;
@@ -163,9 +191,8 @@ void write_run_file(const TaskContext& ctx, const PruneOutcome& out) {
     root.set_attr(rf::kRegulariseSeconds, out.plan.regularise_seconds);
     root.set_attr(rf::kFinetuneSeconds, out.finetuned.seconds);
     root.set_attr(rf::kSeconds, ctx.elapsed_s());
-    w.commit();
-  }
-  ctx.comm.barrier();
+    rf::commit_result(w, rf::kComplete);
+  });
 }
 
 }  // namespace passlab::pipeline
