@@ -75,14 +75,14 @@ int run_passlab(const fs::path& toml, const fs::path& log, const std::vector<std
 
 TEST(SweepIntegrity, KilledOnTheRenameANonFiniteModelIsNeverRecordedComplete) {
   test::TempDir dir;
-  test::write_store(dir.path() / "tiny.h5", 120, 40);
-  const fs::path weights = dir.path() / "resnet20.h5";
+  const fs::path weights = dir.path() / "resnet20.h5", toml_path = dir.path() / "sweep.toml";
   write_pretrained(weights, true);
+  // The tiny sweep (one retry), its model started from `weights`.
   std::string toml = test::tiny_sweep_toml(dir.path(), "max_retries = 1\n");
   const std::string arch_line = "arch = \"resnet20\"\n";
   toml.replace(toml.find(arch_line), arch_line.size(), arch_line + "pretrained = \"" + weights.string() + "\"\n");
-  const fs::path toml_path = dir.path() / "sweep.toml";
   test::write_text(toml_path, toml);
+  test::write_store(dir.path() / "tiny.h5", 120, 40);
   auto plan = sweep::make_plan(config::load_file(toml_path));
   ASSERT_EQ(plan.tasks.size(), 2u);
   const sweep::Task& dense = plan.tasks[0];
