@@ -7,11 +7,15 @@ A results directory (``output.dir`` of a sweep) holds::
     runs/<run_id>.h5.tmp    a task being written, or one whose writer was killed
     work/<id>/              checkpoints of tasks in progress (removed when a task finishes)
 
-:func:`scan` reads every run file. Complete runs become :class:`Run` objects; everything else
-(status "failed" or "incomplete", a left-over ``.tmp``, a work folder without a result) becomes a
+:func:`scan` reads every run file. Complete runs that are usable (analysis/integrity.py: schema-valid,
+digest-valid, finite, as passlab's C++ decides) become :class:`Run` objects; everything else (status
+"failed" or "incomplete", a left-over ``.tmp``, a work folder without a result) becomes a
 :class:`Problem`, so that reports can list it instead of silently dropping it. A file that cannot
-be read, or a complete file missing what passlab always writes, raises :class:`DamagedRunError`
-naming the file (``scan(..., on_damaged="list")`` records it as a Problem instead).
+be read, or a complete file that is not usable (damaged, changed since it was written, holding a
+non-finite value), raises :class:`DamagedRunError` naming the file and why
+(``scan(..., on_damaged="list")`` records it as a Problem instead). A complete file written before
+digests (passlab 431f8cf and older) is always listed, as status "no digest", until
+``passlab seal DIR`` has verified it and added its digest.
 """
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
+from . import integrity
 
 # The declared layout of result files and the method registry, generated from passlab's C++
 # tables (`passlab inspect --schema-json`; a test keeps the file current).
@@ -67,6 +73,10 @@ class DamagedRunError(RuntimeError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{path}: damaged run file: {reason}")
+
+
+class UnsealedRunError(DamagedRunError):
+    """A complete file written before digests (fine in every other respect): not used until sealed."""
 
 
 def natural_key(name: str):
@@ -146,6 +156,11 @@ def load_run(path) -> Run:
                 raise DamagedRunError(path, "no 'status' attribute (not written by passlab, or damaged)")
             if status != "complete":
                 raise ValueError(f"{path}: status '{status}', not 'complete'")
+            # One notion of a usable result (integrity.py); the checks below name what a reader needs.
+            verdict = integrity.check_open(f, SCHEMA["entries"])
+            if not verdict.usable:
+                unsealed = verdict.problems == [integrity.NO_DIGEST]
+                raise (UnsealedRunError if unsealed else DamagedRunError)(path, verdict.reason())
             missing = [a for a in ROOT_ATTRS if a not in attrs]
             if missing:
                 raise DamagedRunError(path, f"root attributes missing: {', '.join(missing)}")
@@ -198,6 +213,14 @@ def read_status(path) -> tuple[str, dict]:
     return attrs["status"], attrs
 
 
+def _readable_attrs(path) -> dict:
+    """Root attributes of a file for the list of excluded runs; {} when they cannot be read."""
+    try:
+        return read_status(path)[1]
+    except DamagedRunError:
+        return {}
+
+
 @dataclasses.dataclass
 class ResultSet:
     root: Path
@@ -233,10 +256,12 @@ def scan(results_dir, on_damaged: str = "raise") -> ResultSet:
             else:
                 reason = str(attrs.get("error", "")) or ("the task did not finish" if status == "incomplete" else "")
                 problems.append(Problem(p, status, reason, attrs))
+        except UnsealedRunError as e:
+            problems.append(Problem(p, "no digest", e.reason, _readable_attrs(p)))
         except DamagedRunError as e:
             if on_damaged == "raise":
                 raise
-            problems.append(Problem(p, "damaged", e.reason))
+            problems.append(Problem(p, "damaged", e.reason, _readable_attrs(p)))
     for p in tmps:
         final = p.with_name(p.name[: -len(".tmp")])
         if final.exists():
@@ -262,6 +287,14 @@ def scan(results_dir, on_damaged: str = "raise") -> ResultSet:
             if status != "complete":
                 err = str(attrs.get("error", "")) or "the task did not finish"
                 problems.append(Problem(p, status, f"dense model {status}: {err} (its prune tasks are blocked)",
+                                        {**attrs, "run_id": attrs.get("dense_id", p.stem), "method": "(dense)"}))
+                continue
+            verdict = integrity.check(p, SCHEMA["entries"])
+            if not verdict.usable:
+                unsealed = verdict.problems == [integrity.NO_DIGEST]
+                if not unsealed and on_damaged == "raise":
+                    raise DamagedRunError(p, verdict.reason() + " (a dense model)")
+                problems.append(Problem(p, "no digest" if unsealed else "damaged", verdict.reason() + " (a dense model)",
                                         {**attrs, "run_id": attrs.get("dense_id", p.stem), "method": "(dense)"}))
     have = {p.name[:-3] for p in files} | {p.name[:-7] for p in tmps} | dense_ids
     # Tasks the sweep journal says started but that left no result file (killed, or running).

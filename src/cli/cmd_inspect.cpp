@@ -1,3 +1,4 @@
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -92,12 +93,24 @@ Command add_inspect_command(CLI::App& app) {
             if (o->path.empty()) throw ConfigError("passlab inspect: give a path, --schema or --schema-json");
             const fs::path p = o->path;
             if (o->check) {
+              // Every result file against the one notion of a usable result (io/result_file.hpp),
+              // a store against its digest or checksum.
               int n = 0;
+              const auto t0 = std::chrono::steady_clock::now();
               auto problems = sweep::check_results(p, &n);
-              for (auto& pr : problems) std::printf("DAMAGED %s: %s\n", pr.file.c_str(), pr.what.c_str());
-              std::set<std::string> bad;
-              for (auto& pr : problems) bad.insert(pr.file);
-              std::printf("%d file(s) checked, %zu damaged\n", n, bad.size());
+              const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+              std::set<std::string> bad, unsealed;
+              for (auto& pr : problems) {
+                const bool no_digest = pr.what.rfind("no content digest", 0) == 0;
+                std::printf("%s %s: %s\n", no_digest ? "UNSEALED" : "DAMAGED", pr.file.c_str(), pr.what.c_str());
+                (no_digest ? unsealed : bad).insert(pr.file);
+              }
+              for (auto& f : bad) unsealed.erase(f);  // unsealed only when that is its one problem
+              std::printf("%d file(s) checked in %.3f s, %zu damaged", n, secs, bad.size());
+              if (!unsealed.empty())
+                std::printf(", %zu without a digest (written before digests: passlab seal verifies and seals them)",
+                            unsealed.size());
+              std::printf("\n");
               return problems.empty() ? 0 : 1;
             }
             if (fs::is_directory(p)) {

@@ -24,5 +24,6 @@ Command add_inspect_command(CLI::App& app);
 Command add_config_command(CLI::App& app);
 Command add_probe_command(CLI::App& app);
 Command add_remeasure_command(CLI::App& app);
+Command add_seal_command(CLI::App& app);
 
 }  // namespace passlab::cli

@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
   app.add_flag("--version", show_version, "Print versions of passlab and its libraries");
   std::vector<cli::Command> commands = {cli::add_run_command(app), cli::add_prepare_command(app),
                                         cli::add_inspect_command(app), cli::add_config_command(app),
-                                        cli::add_probe_command(app), cli::add_remeasure_command(app)};
+                                        cli::add_probe_command(app), cli::add_remeasure_command(app),
+                                        cli::add_seal_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -3,26 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
+#include <set>
 
 #include "passlab/core/error.hpp"
 #include "passlab/core/log.hpp"
 #include "passlab/core/rng.hpp"
+#include "passlab/io/digest.hpp"
 
 namespace passlab::data {
-
-// ---- content hash ---------------------------------------------------------------------------
-
-void ContentHash::update(const void* data, size_t size) {
-  const auto* b = static_cast<const unsigned char*>(data);
-  uint64_t h = h_;
-  for (size_t i = 0; i < size; ++i) {
-    h ^= b[i];
-    h *= 0x100000001b3ULL;
-  }
-  h_ = h;
-}
-
-std::string ContentHash::hex() const { return "fnv1a64:" + hex_digest(h_, 16); }
 
 // ---- array attributes -----------------------------------------------------------------------
 
@@ -91,7 +79,7 @@ std::vector<double> get_double_array_attr(const io::Group& g, const std::string&
 struct StoreWriter::Impl {
   Meta meta;
   io::AtomicWriter writer;
-  ContentHash hash;
+  io::ContentHash hash;
   // Current split.
   std::string split;
   int64_t rows = 0, written = 0;
@@ -227,7 +215,9 @@ StoreInfo StoreWriter::commit() {
   root.set_attr("channels", info.channels);
   root.set_attr("num_classes", info.num_classes());
   root.set_attr("checksum", info.checksum);
-  m.writer.commit("complete");
+  io::AtomicWriter::Checks checks;
+  checks.before_close = [](io::File& f) { io::write_digest(f); };
+  m.writer.commit("complete", checks);
   return info;
 }
 
@@ -236,6 +226,32 @@ StoreInfo StoreWriter::commit() {
 namespace {
 [[noreturn]] void bad(const std::filesystem::path& p, const std::string& problem) {
   throw DataError("invalid image store " + p.string() + ": " + problem);
+}
+
+// Stores up to kVerifyOnOpenBytes are verified the first time this process opens them (every
+// task opens its store; a file replaced or rewritten since is verified again).
+void verify_on_open(const Store& st) {
+  const auto& info = st.info();
+  const int64_t bytes = (info.train_size + info.test_size) * info.image_bytes();
+  if (bytes > kVerifyOnOpenBytes) {
+    PL_DEBUG("store {}: {} MiB of images, not verified on open (passlab inspect --check verifies it)",
+             info.path.string(), bytes >> 20);
+    return;
+  }
+  std::error_code ec;
+  const auto mtime = std::filesystem::last_write_time(info.path, ec).time_since_epoch().count();
+  const std::string key = std::filesystem::absolute(info.path, ec).string() + "|" +
+                          std::to_string(std::filesystem::file_size(info.path, ec)) + "|" + std::to_string(mtime);
+  static std::mutex mutex;
+  static std::set<std::string> verified;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (verified.count(key)) return;
+  }
+  auto problems = st.verify();
+  if (!problems.empty()) bad(info.path, problems.front());
+  std::lock_guard<std::mutex> lock(mutex);
+  verified.insert(key);
 }
 
 std::string shape_str(const io::Shape& s) {
@@ -276,8 +292,13 @@ std::shared_ptr<Store> Store::open(const std::filesystem::path& path) {
   if (static_cast<int64_t>(info.mean.size()) != info.channels || static_cast<int64_t>(info.std.size()) != info.channels)
     bad(path, "mean/std have " + std::to_string(info.mean.size()) + "/" + std::to_string(info.std.size()) +
                   " entries for " + std::to_string(info.channels) + " channels");
+  // The statistics normalise every image: a bad one would surface as a diverged loss.
+  for (double m : info.mean)
+    if (!(m >= 0.0 && m <= 1.0))
+      bad(path, "mean " + std::to_string(m) + " is not in [0, 1] (pixel statistics damaged; run passlab prepare again)");
   for (double s : info.std)
-    if (!(s > 0.0) || !std::isfinite(s)) bad(path, "std " + std::to_string(s) + " is not positive");
+    if (!(s > 0.0 && s <= 1.0))
+      bad(path, "std " + std::to_string(s) + " is not in (0, 1] (pixel statistics damaged; run passlab prepare again)");
 
   const int64_t ncls = info.num_classes();
   for (const char* name : {"train", "test"}) {
@@ -316,7 +337,54 @@ std::shared_ptr<Store> Store::open(const std::filesystem::path& path) {
   info.test_size = static_cast<int64_t>(st->test_.labels.size());
   PL_DEBUG("opened store {}: {} train, {} test, {}x{}x{}, {} classes", path.string(), info.train_size, info.test_size,
            info.height, info.width, info.channels, ncls);
+  verify_on_open(*st);
   return st;
+}
+
+std::vector<std::string> Store::verify() const {
+  std::vector<std::string> out;
+  const io::Group& root = file_->root();
+  if (root.has_attr(io::kDigestAttr)) {
+    const std::string stored = root.attr_string(io::kDigestAttr);
+    const io::ContentScan scan = io::scan_content(*file_);
+    if (scan.digest != stored)
+      out.push_back("content digest mismatch: the store says " + stored + ", its content gives " + scan.digest +
+                    " (changed after passlab prepare wrote it)");
+    return out;
+  }
+  if (info_.checksum.empty()) {
+    out.push_back("no checksum attribute: its images cannot be verified");
+    return out;
+  }
+  const std::string now = compute_checksum();
+  if (now != info_.checksum)
+    out.push_back("checksum mismatch: the store says " + info_.checksum + ", its images and labels give " + now +
+                  " (changed after passlab prepare wrote it)");
+  return out;
+}
+
+bool is_store(const io::File& f) {
+  const io::Group& r = f.root();
+  return r.has_attr("format_version") && r.has("train") && r.has("test");
+}
+
+std::vector<std::string> check_store(const std::filesystem::path& path) {
+  std::vector<std::string> out;
+  std::shared_ptr<Store> st;
+  try {
+    st = Store::open(path);
+  } catch (const std::exception& e) {
+    out.push_back(e.what());
+    return out;
+  }
+  // Store::open verified a small store already (a mismatch threw above).
+  const auto& info = st->info();
+  if ((info.train_size + info.test_size) * info.image_bytes() > kVerifyOnOpenBytes) out = st->verify();
+  // The checksum too when the digest was verified (a store written since digests has both).
+  const bool has_digest = io::File::open(path).root().has_attr(io::kDigestAttr);
+  if (out.empty() && has_digest && !info.checksum.empty() && st->compute_checksum() != info.checksum)
+    out.push_back("checksum mismatch: images or labels changed after passlab prepare wrote them");
+  return out;
 }
 
 const Store::SplitData& Store::split(const std::string& name) const {
@@ -336,7 +404,7 @@ void Store::read_images(const std::string& name, int64_t start, int64_t count, u
 }
 
 std::string Store::compute_checksum() const {
-  ContentHash h;
+  io::ContentHash h;
   const int64_t rb = info_.image_bytes();
   const int64_t block = std::max<int64_t>(1, (8 << 20) / rb);
   std::vector<uint8_t> buf(static_cast<size_t>(block * rb));

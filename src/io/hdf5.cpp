@@ -1,9 +1,11 @@
 #include "passlab/io/hdf5.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <mutex>
 
 namespace passlab::io {
@@ -417,6 +419,15 @@ std::filesystem::path tmp_path_for(const std::filesystem::path& final_path) {
   return final_path.string() + ".tmp";
 }
 
+void fsync_file(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    if (fd >= 0) ::close(fd);
+    throw IOError("fsync failed for " + path.string());
+  }
+  ::close(fd);
+}
+
 AtomicWriter::AtomicWriter(std::filesystem::path final_path) : final_(std::move(final_path)), tmp_(tmp_path_for(final_)) {
   if (final_.has_parent_path()) {
     std::error_code ec;
@@ -427,25 +438,22 @@ AtomicWriter::AtomicWriter(std::filesystem::path final_path) : final_(std::move(
   file_->root().set_attr("status", std::string("incomplete"));
 }
 
-void AtomicWriter::commit(const std::string& status) {
+void AtomicWriter::commit(const std::string& status, const Checks& checks) {
   PASSLAB_CHECK(!committed_, InternalError, "AtomicWriter::commit called twice for " + final_.string());
   file_->root().set_attr("status", status);
+  if (checks.before_close) checks.before_close(*file_);
   file_->flush();
   file_->close();
   file_.reset();
-  // Data reach the disk before the rename makes them visible under the final name.
-  {
-    int fd = ::open(tmp_.c_str(), O_RDONLY);
-    if (fd < 0 || ::fsync(fd) != 0) {
-      if (fd >= 0) ::close(fd);
-      throw IOError("fsync failed for " + tmp_.string());
-    }
-    ::close(fd);
-  }
+  fsync_file(tmp_);  // the data reach the disk before the rename makes them visible
+  if (checks.before_rename) checks.before_rename(tmp_);
   std::error_code ec;
   std::filesystem::rename(tmp_, final_, ec);
   if (ec) throw IOError("cannot rename " + tmp_.string() + " to " + final_.string() + ": " + ec.message());
   committed_ = true;
+  // Test hook: the process dies the instant this file got its final name, as a job killed
+  // right after the rename (tests/sweep/test_integrity.cpp).
+  if (const char* name = std::getenv("PASSLAB_TEST_KILL_AFTER_RENAME"); name && final_.filename() == name) ::raise(SIGKILL);
 }
 
 AtomicWriter::~AtomicWriter() {

@@ -108,6 +108,15 @@ std::vector<Entry> make_entries() {
   t.root_attr(kDevice, Type::string, B, Need::complete, "Device of the group's ranks (cpu, cuda:N).");
   // When and how long:
   t.root_attr(kFinishedAt, Type::string, B, Need::always, "UTC time the file was written (ISO 8601).");
+  // Integrity (io/result_file.hpp: what makes a result usable).
+  t.root_attr(kDigest, Type::string, B, Need::optional,
+              "Content digest fnv1a64:<16 hex> of everything in the file but this attribute (the byte stream: "
+              "include/passlab/io/digest.hpp, mirrored by analysis/integrity.py). Written on commit; a complete file "
+              "without it, or whose content gives another value, is not usable.",
+              "every file but those written before digests (passlab 431f8cf and older) and not sealed");
+  t.root_attr(kSealedAt, Type::string, B, Need::optional,
+              "UTC time passlab seal verified this file, written before digests, and added its digest.",
+              "a file sealed after the fact");
   t.root_attr(kSeconds, Type::float64, B, Need::always, "Wall time of the task (of its last attempt when failed), seconds.");
   t.root_attr(kSearchSeconds, Type::float64, P, Need::complete,
               "Seconds to find the kept channels (search or baseline scores, regularisation phase included) and agree on them.");

@@ -5,6 +5,7 @@
 #include "passlab/core/log.hpp"
 #include "passlab/dist/runtime.hpp"
 #include "passlab/io/hdf5.hpp"
+#include "passlab/io/result_file.hpp"
 #include "passlab/models/factory.hpp"
 #include "passlab/models/weights.hpp"
 #include "passlab/pipeline/paths.hpp"
@@ -33,7 +34,9 @@ DenseModel load_dense(const TaskContext& ctx, const TaskData& d) {
   m.net = models::make_model(dense_spec(ctx.cfg, d));
   const auto file = dense_path(ctx.cfg);
   {
-    io::File f = io::open_complete(file);
+    // A usable dense file only (io/result_file.hpp): a damaged or non-finite one is refused here
+    // rather than blamed on the prune task that would start from it.
+    io::File f = io::run_file::open_usable(file);
     models::load_weights(*m.net, file);
     m.top1 = f.root().open_group("summary").attr_double("top1");
   }

@@ -11,6 +11,7 @@
 #include "passlab/dist/communicator.hpp"
 #include "passlab/dist/runtime.hpp"
 #include "passlab/io/hdf5.hpp"
+#include "passlab/io/result_file.hpp"
 #include "passlab/io/run_schema.hpp"
 #include "passlab/models/ghost_batchnorm.hpp"
 #include "passlab/pipeline/dense_model.hpp"
@@ -109,7 +110,7 @@ RunFileProbe probe_run_file(const std::filesystem::path& file, const std::vector
   std::string dense_id;
   std::vector<std::pair<std::string, std::vector<int64_t>>> named;
   {
-    io::File f = io::open_complete(file);
+    io::File f = io::run_file::open_usable(file);
     const auto& root = f.root();
     PASSLAB_CHECK(root.has_attr(rf::kKind) && root.attr_string(rf::kKind) == rf::kPruneKind, IOError,
                   file.string() + ": not a prune run file (kind is not \"prune\")");

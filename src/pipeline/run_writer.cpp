@@ -2,14 +2,17 @@
 
 #include <torch/torch.h>
 
+#include <exception>
 #include <iterator>
 
 #include "passlab/build_info.hpp"
 #include "passlab/core/clock.hpp"
+#include "passlab/core/error.hpp"
 #include "passlab/dist/agreement.hpp"
 #include "passlab/dist/communicator.hpp"
 #include "passlab/dist/runtime.hpp"
 #include "passlab/io/hdf5.hpp"
+#include "passlab/io/result_file.hpp"
 #include "passlab/io/run_schema.hpp"
 #include "passlab/models/weights.hpp"
 #include "passlab/pipeline/paths.hpp"
@@ -80,11 +83,13 @@ void write_plan(io::Group& root, models::PrunableNetwork& dense, const prune::Ke
   }
 }
 
+
 }  // namespace
 
 void write_dense_file(const TaskContext& ctx, models::PrunableNetwork& net, const train::FitResult& fit,
                       const train::EvalResult& test) {
-  dist::on_leader(ctx.comm, [&] {  // a write that fails is every rank's error, with the path and the OS error
+  // A write that fails (or a commit refused for a non-finite value) is every rank's error.
+  dist::on_leader(ctx.comm, [&] {
     io::AtomicWriter w(dense_path(ctx.cfg));
     auto& root = w.root();
     write_provenance(root, ctx);
@@ -100,12 +105,13 @@ void write_dense_file(const TaskContext& ctx, models::PrunableNetwork& net, cons
     s.set_attr(rf::kValTop1, final_val_top1(fit));
     write_counts(s, rf::kMacs, rf::kParams, rf::kOpsFull, net.count());
     root.set_attr(rf::kSeconds, ctx.elapsed_s());
-    w.commit();
+    rf::commit_result(w, rf::kComplete);
   });
 }
 
 void write_run_file(const TaskContext& ctx, const PruneOutcome& out) {
-  dist::on_leader(ctx.comm, [&] {  // a write that fails is every rank's error, with the path and the OS error
+  // A write that fails (or a commit refused for a non-finite value) is every rank's error.
+  dist::on_leader(ctx.comm, [&] {
     const auto& cfg = ctx.cfg;
     const auto& alloc = out.plan.alloc;
     const auto& ev = out.evaluation;
@@ -163,7 +169,7 @@ void write_run_file(const TaskContext& ctx, const PruneOutcome& out) {
     root.set_attr(rf::kRegulariseSeconds, out.plan.regularise_seconds);
     root.set_attr(rf::kFinetuneSeconds, out.finetuned.seconds);
     root.set_attr(rf::kSeconds, ctx.elapsed_s());
-    w.commit();
+    rf::commit_result(w, rf::kComplete);
   });
 }
 

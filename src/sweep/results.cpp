@@ -13,7 +13,9 @@
 #include "passlab/core/clock.hpp"
 #include "passlab/core/error.hpp"
 #include "passlab/core/log.hpp"
+#include "passlab/data/store.hpp"
 #include "passlab/io/hdf5.hpp"
+#include "passlab/io/result_file.hpp"
 #include "passlab/io/run_schema.hpp"
 
 namespace fs = std::filesystem;
@@ -44,48 +46,6 @@ int64_t opt_int(const io::Group& g, const char* name, int64_t fallback = -1) {
   }
 }
 
-// Reads one attribute whatever its type (string, integer or floating).
-void read_any_attr(const io::Group& g, const std::string& a) {
-  try {
-    (void)g.attr_string(a);
-    return;
-  } catch (const IOError&) {
-  }
-  try {
-    (void)g.attr_int(a);
-    return;
-  } catch (const IOError&) {
-  }
-  (void)g.attr_double(a);
-}
-
-// Reads every dataset and attribute under `g` (HDF5 verifies what it reads: a truncated or
-// overwritten chunk or header fails here).
-void read_everything(const io::Group& g) {
-  for (auto& a : g.attr_names()) read_any_attr(g, a);
-  for (auto& name : g.children()) {
-    if (g.is_group(name)) {
-      read_everything(g.open_group(name));
-      continue;
-    }
-    io::Dataset d = g.open_dataset(name);
-    io::DType t;
-    try {
-      t = d.dtype();
-    } catch (const IOError&) {
-      (void)g.read_string(name);  // string datasets (e.g. /config)
-      continue;
-    }
-    switch (t) {
-      case io::DType::u8: (void)g.read<uint8_t>(name); break;
-      case io::DType::i32: (void)g.read<int32_t>(name); break;
-      case io::DType::i64: (void)g.read<int64_t>(name); break;
-      case io::DType::f32: (void)g.read<float>(name); break;
-      case io::DType::f64: (void)g.read<double>(name); break;
-    }
-  }
-}
-
 // Fixed-length string column (h5py reads it as bytes; .astype(str) gives text).
 void write_string_column(io::Group& g, const std::string& name, const std::vector<std::string>& values) {
   size_t width = 1;
@@ -107,18 +67,21 @@ ResultState read_state(const fs::path& file) {
   ResultState s;
   std::error_code ec;
   if (!fs::exists(file, ec)) return s;
-  try {
-    io::File f = io::open_complete(file, {rf::kComplete, rf::kFailed});
-    if (f.root().attr_string(rf::kStatus) == rf::kComplete) {
-      s.kind = ResultState::Kind::complete;
-    } else {
+  // The one notion of a usable result (io/result_file.hpp): anything else is redone.
+  const rf::Verdict v = rf::check(file);
+  switch (v.state) {
+    case rf::Verdict::State::complete: s.kind = ResultState::Kind::complete; break;
+    case rf::Verdict::State::failed: {
       s.kind = ResultState::Kind::failed;
+      io::File f = io::File::open(file);
       s.attempts = opt_int(f.root(), rf::kAttempts, 1);
       s.error = opt_string(f.root(), rf::kError);
+      break;
     }
-  } catch (const IOError& e) {
-    s.kind = ResultState::Kind::damaged;
-    s.error = e.what();
+    case rf::Verdict::State::unusable:
+      s.kind = ResultState::Kind::damaged;
+      s.error = v.reason();
+      break;
   }
   return s;
 }
@@ -143,7 +106,7 @@ void write_failure(const fs::path& file, const config::Config& task, const std::
   r.set_attr(rf::kAttempts, attempts);
   r.set_attr(rf::kSeconds, seconds);
   r.set_attr(rf::kFinishedAt, utc_now());
-  w.commit(rf::kFailed);
+  rf::commit_result(w, rf::kFailed);
 }
 
 Row read_row(const fs::path& file, const fs::path& dir) {
@@ -153,10 +116,15 @@ Row read_row(const fs::path& file, const fs::path& dir) {
   row.file = ec || rel.empty() ? file.string() : rel.string();
   row.id = file.stem().string();
   row.kind = file.parent_path().filename() == "dense" ? rf::kDenseKind : rf::kPruneKind;
+  const rf::Verdict v = rf::check(file);
+  if (v.state == rf::Verdict::State::unusable) {
+    row.status = v.no_digest && v.problems.size() == 1 ? "unsealed" : "damaged";
+    row.error = v.reason();
+  }
   try {
-    io::File f = io::open_complete(file, {rf::kComplete, rf::kFailed});
+    io::File f = io::File::open(file);
     const auto& r = f.root();
-    row.status = r.attr_string(rf::kStatus);
+    if (v.state != rf::Verdict::State::unusable) row.status = r.attr_string(rf::kStatus);
     row.kind = opt_string(r, rf::kKind).empty() ? row.kind : opt_string(r, rf::kKind);
     const bool dense = row.kind == rf::kDenseKind;
     row.method = dense ? "(dense)" : opt_string(r, rf::kMethod);
@@ -165,7 +133,7 @@ Row read_row(const fs::path& file, const fs::path& dir) {
     row.budget = dense ? 1.0 : opt_double(r, rf::kBudget);
     row.seed = opt_int(r, rf::kSeed);
     row.seconds = opt_double(r, rf::kSeconds);
-    row.error = opt_string(r, rf::kError);
+    if (row.error.empty()) row.error = opt_string(r, rf::kError);
     row.attempts = opt_int(r, rf::kAttempts, row.status == rf::kFailed ? 1 : 0);
     if (row.status == rf::kComplete && r.has(rf::kSummary)) {
       auto s = r.open_group(rf::kSummary);
@@ -176,9 +144,8 @@ Row read_row(const fs::path& file, const fs::path& dir) {
       row.speedup = opt_double(s, rf::kSpeedup);
       row.speedup_unreliable = opt_int(s, rf::kSpeedupUnreliable, 0) != 0;
     }
-  } catch (const IOError& e) {
-    row.status = "damaged";
-    row.error = e.what();
+  } catch (const IOError&) {
+    // Unreadable: the verdict says why.
   }
   return row;
 }
@@ -251,14 +218,16 @@ std::string format_table(const std::vector<Row>& rows, bool with_dense) {
 }
 
 std::string count_line(const std::vector<Row>& rows) {
-  int complete = 0, failed = 0, damaged = 0;
+  int complete = 0, failed = 0, damaged = 0, unsealed = 0;
   for (auto& r : rows) {
     if (r.status == rf::kComplete) ++complete;
     else if (r.status == rf::kFailed) ++failed;
+    else if (r.status == "unsealed") ++unsealed;
     else ++damaged;
   }
   return std::to_string(complete) + " complete, " + std::to_string(failed) + " failed, " + std::to_string(damaged) +
-         " damaged";
+         " damaged" +
+         (unsealed ? ", " + std::to_string(unsealed) + " written before digests (passlab seal DIR seals them)" : "");
 }
 
 fs::path write_index(const fs::path& dir) {
@@ -324,36 +293,17 @@ std::vector<Problem> check_file(const fs::path& file) {
   std::vector<Problem> out;
   auto bad = [&](const std::string& what) { out.push_back({file.string(), what}); };
   try {
-    io::File f = io::File::open(file);
-    const auto& r = f.root();
-    if (!r.has_attr(rf::kStatus)) {
-      bad("no status attribute: unfinished or not written by passlab");
-      return out;
+    {
+      io::File f = io::File::open(file);
+      const auto& r = f.root();
+      // The index holds links to the run files (checked on their own) and fixed-length columns.
+      if (opt_string(r, rf::kKind) == "sweep_index") return out;
+      if (data::is_store(f)) {
+        for (auto& problem : data::check_store(file)) bad(problem);
+        return out;
+      }
     }
-    const std::string status = r.attr_string(rf::kStatus);
-    if (status != rf::kComplete && status != rf::kFailed) {
-      bad("status is '" + status + "'");
-      return out;
-    }
-    // The index holds links to the run files (checked on their own) and fixed-length columns.
-    if (opt_string(r, rf::kKind) == "sweep_index") return out;
-    read_everything(r);
-    // The declared layout (docs/run-file.md): missing, wrongly typed and undeclared entries.
-    for (auto& problem : rf::validate(f)) bad(problem);
-    if (status == rf::kFailed) {
-      if (opt_string(r, rf::kError).empty()) bad("failed without an error attribute");
-      return out;
-    }
-    if (!r.has(rf::kSummary)) return out;  // reported by the schema
-    // Values the schema's types cannot express.
-    auto s = r.open_group(rf::kSummary);
-    double top1 = opt_double(s, rf::kTop1, NAN);
-    if (!(top1 >= 0 && top1 <= 1)) bad("summary top1 is " + std::to_string(top1) + ", not in [0, 1]");
-    if (opt_int(s, rf::kMacs, 0) <= 0) bad("summary macs missing or not positive");
-    if (opt_string(r, rf::kKind) == rf::kPruneKind) {
-      double ratio = opt_double(s, rf::kMacRatio, NAN);
-      if (!(ratio > 0 && ratio <= 1.0 + 1e-9)) bad("summary mac_ratio is " + std::to_string(ratio));
-    }
+    for (auto& problem : rf::check(file).problems) bad(problem);
   } catch (const std::exception& e) {
     bad(e.what());
   }

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <set>
 
@@ -11,6 +12,7 @@
 #include "passlab/data/prepare.hpp"
 #include "passlab/data/split.hpp"
 #include "passlab/data/store.hpp"
+#include "passlab/io/digest.hpp"
 #include "support/test_util.hpp"
 
 namespace fs = std::filesystem;
@@ -139,4 +141,51 @@ TEST(Splits, LimitsAndConfig) {
   EXPECT_EQ(s.val.size(), 10);
   EXPECT_EQ(s.test.size(), 4);
   EXPECT_LT(*std::max_element(s.train.rows().begin(), s.train.rows().end()), 50);
+}
+
+TEST(StoreReader, BadStatisticsAndChangedImagesArePreciseStoreErrors) {
+  TempDir t;
+  {
+    // mean = [nan]: a store error naming the statistic, not a diverged loss later on.
+    auto p = good_store(t, "mean");
+    io::File f = io::File::open(p, io::Mode::read_write);
+    set_double_array_attr(f.root(), "mean", {NAN});
+    f.close();
+    expect_open_fails<DataError>(p, "mean nan is not in [0, 1]");
+  }
+  {
+    auto p = good_store(t, "std");
+    io::File f = io::File::open(p, io::Mode::read_write);
+    set_double_array_attr(f.root(), "std", {INFINITY});
+    f.close();
+    expect_open_fails<DataError>(p, "std inf is not in (0, 1]");
+  }
+  {
+    // Images overwritten after prepare: the content digest no longer matches.
+    auto p = good_store(t, "images");
+    EXPECT_TRUE(check_store(p).empty());
+    io::File f = io::File::open(p, io::Mode::read_write);
+    std::vector<uint8_t> px(2 * 3 * 3, 200);
+    f.root().open_dataset("train/images").write_rows<uint8_t>(3, 2, px.data());
+    f.close();
+    expect_open_fails<DataError>(p, "content digest mismatch");
+    auto problems = check_store(p);
+    ASSERT_EQ(problems.size(), 1u);
+    EXPECT_NE(problems[0].find("content digest mismatch"), std::string::npos) << problems[0];
+  }
+  {
+    // A store written before digests (its checksum only): the checksum catches the change.
+    auto p = good_store(t, "legacy");
+    io::File f = io::File::open(p, io::Mode::read_write);
+    H5_CHECK(H5Adelete(f.root().id(), io::kDigestAttr));
+    f.close();
+    EXPECT_TRUE(check_store(p).empty());
+    EXPECT_NO_THROW(Store::open(p));
+    io::File g = io::File::open(p, io::Mode::read_write);
+    std::vector<uint8_t> px(3 * 3, 17);
+    g.root().open_dataset("test/images").write_rows<uint8_t>(0, 1, px.data());
+    g.close();
+    expect_open_fails<DataError>(p, "checksum mismatch");
+    EXPECT_FALSE(check_store(p).empty());
+  }
 }

@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "passlab/io/hdf5.hpp"
+#include "passlab/io/result_file.hpp"
 #include "passlab/io/run_schema.hpp"
+#include "io/result_fixture.hpp"
 #include "passlab/sweep/results.hpp"
 #include "support/test_util.hpp"
 
@@ -82,14 +84,17 @@ TEST(SweepTable, ReadRowTakesTheFlagFromTheRunFile) {
   namespace rf = io::run_file;
   test::TempDir dir;
   std::filesystem::create_directories(dir.path() / "runs");
+  // A usable run file (the table shows the numbers of usable files only) with this speed-up.
   auto write = [&](const char* id, int64_t unreliable, bool with_flag) {
     const auto path = dir.path() / "runs" / (std::string(id) + ".h5");
-    io::AtomicWriter w(path);
-    w.root().set_attr(rf::kKind, rf::kPruneKind);
-    auto s = w.root().create_group(rf::kSummary);
-    s.set_attr(rf::kSpeedup, 0.69);
-    if (with_flag) s.set_attr(rf::kSpeedupUnreliable, unreliable);
-    w.commit();
+    test::write_minimal(
+        path, rf::Files::prune, rf::kComplete,
+        [&](io::Group& root) {
+          auto s = root.open_group(rf::kSummary);
+          s.set_attr(rf::kSpeedup, 0.69);
+          if (with_flag) s.set_attr(rf::kSpeedupUnreliable, unreliable);
+        },
+        [](io::AtomicWriter& w, const std::string& status) { rf::commit_result(w, status); });
     return path;
   };
   EXPECT_TRUE(sweep::read_row(write("flagged", 1, true), dir.path()).speedup_unreliable);

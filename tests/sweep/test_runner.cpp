@@ -2,11 +2,14 @@
 // complete files, failure isolation with retries, blocked prune tasks.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <set>
 
 #include "passlab/core/error.hpp"
+#include "passlab/io/digest.hpp"
 #include "passlab/io/hdf5.hpp"
+#include "passlab/io/result_file.hpp"
 #include "passlab/pipeline/paths.hpp"
 #include "passlab/sweep/plan.hpp"
 #include "passlab/sweep/results.hpp"
@@ -16,6 +19,7 @@
 using namespace passlab;
 using test::runtime;
 namespace fs = std::filesystem;
+namespace rf = passlab::io::run_file;
 
 namespace {
 // Sets an environment variable for the scope of a test.
@@ -269,4 +273,52 @@ TEST(SweepRunner, DivergedTrainingIsRecordedAsFailed) {
   auto state = sweep::read_state(r.ran[0].path);
   EXPECT_EQ(state.kind, sweep::ResultState::Kind::failed);
   EXPECT_NE(state.error.find("diverged"), std::string::npos);
+}
+
+TEST(SweepRunner, RelaunchRedoesADeletedSummaryAndANonFiniteDenseFile) {
+  test::TempDir dir;
+  test::write_store(dir.path() / "tiny.h5", 120, 40);
+  auto cfg = test::tiny_sweep(dir.path(), "budgets = [0.5]\n");
+  auto first = sweep::run_sweep(cfg, runtime());
+  ASSERT_EQ(first.complete, 2);
+  const fs::path dense = first.ran[0].path, run = first.ran[1].path;
+
+  // /summary deleted: damaged for the sweep, named by --check, redone by the relaunch.
+  {
+    io::File f = io::File::open(run, io::Mode::read_write);
+    H5_CHECK(H5Ldelete(f.root().id(), "summary", H5P_DEFAULT));
+    f.close();
+  }
+  auto state = sweep::read_state(run);
+  EXPECT_EQ(state.kind, sweep::ResultState::Kind::damaged);
+  EXPECT_NE(state.error.find("/summary: missing"), std::string::npos) << state.error;
+  auto problems = sweep::check_file(run);
+  ASSERT_FALSE(problems.empty());
+  const auto dense_time = fs::last_write_time(dense);
+  auto second = sweep::run_sweep(cfg, runtime());
+  ASSERT_EQ(second.ran.size(), 1u);
+  EXPECT_EQ(second.ran[0].path, run.string());
+  EXPECT_TRUE(rf::check(run).usable()) << rf::check(run).reason();
+  EXPECT_EQ(fs::last_write_time(dense), dense_time);
+
+  // A dense file holding NaN under a digest that matches (the old kill-on-rename damage): no
+  // prune task loads it, the relaunch trains it again.
+  {
+    io::File f = io::File::open(dense, io::Mode::read_write);
+    auto w = f.root().open_group("weights");
+    auto d = w.open_dataset(w.children().front());
+    float nan = NAN;
+    d.write_rows<float>(0, 1, &nan);
+    io::write_digest(f);
+    f.close();
+  }
+  state = sweep::read_state(dense);
+  EXPECT_EQ(state.kind, sweep::ResultState::Kind::damaged);
+  EXPECT_NE(state.error.find("non-finite values in /weights/"), std::string::npos) << state.error;
+  EXPECT_THROW(rf::open_usable(dense), IOError);
+  auto third = sweep::run_sweep(cfg, runtime());
+  ASSERT_EQ(third.ran.size(), 1u);
+  EXPECT_EQ(third.ran[0].path, dense.string());
+  EXPECT_TRUE(rf::check(dense).usable()) << rf::check(dense).reason();
+  EXPECT_TRUE(sweep::check_results(cfg.output.dir).empty());
 }

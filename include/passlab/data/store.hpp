@@ -8,7 +8,8 @@
 //   root attributes: status ("complete", set last), format_version, format (fashion-mnist, cifar10,
 //   imagefolder, ...), source, classes (1-d string array), mean and std (1-d float64 [C], train
 //   pixels in [0,1]), height, width, channels, num_classes, checksum ("fnv1a64:<hex>" over train
-//   images, train labels, test images, test labels, in that order).
+//   images, train labels, test images, test labels, in that order; io::ContentHash), digest (the
+//   content digest of io/digest.hpp over everything; stores written before digests have none).
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -34,16 +35,6 @@ struct StoreInfo {
   int64_t train_size = 0, test_size = 0;
   int64_t num_classes() const { return static_cast<int64_t>(classes.size()); }
   int64_t image_bytes() const { return height * width * channels; }
-};
-
-// Streaming content hash used for the `checksum` attribute (FNV-1a 64 over the bytes, in order).
-class ContentHash {
- public:
-  void update(const void* data, size_t size);
-  std::string hex() const;  // "fnv1a64:<16 hex>"
-
- private:
-  uint64_t h_ = 0xcbf29ce484222325ULL;
 };
 
 // Writes a store through io::AtomicWriter: splits are written one after the other ("train" first,
@@ -79,8 +70,10 @@ class StoreWriter {
 class Store {
  public:
   // Opens `path` (io::open_complete) and validates the schema; throws DataError naming the file
-  // and the problem (missing dataset, wrong dtype or shape, labels out of range, ...), IOError when
-  // the file is missing, not HDF5 or incomplete.
+  // and the problem (missing dataset, wrong dtype or shape, labels out of range, mean or std
+  // not finite or outside their range, ...), IOError when the file is missing, not HDF5 or
+  // incomplete. A store of at most kVerifyOnOpenBytes of images is also verified (verify()),
+  // once per process and file version: DataError when its content changed after prepare wrote it.
   static std::shared_ptr<Store> open(const std::filesystem::path& path);
 
   const StoreInfo& info() const { return info_; }
@@ -91,6 +84,9 @@ class Store {
   void read_images(const std::string& split, int64_t start, int64_t count, uint8_t* out) const;
   // Recomputes the content checksum from the stored data (reads the whole store).
   std::string compute_checksum() const;
+  // What differs from what prepare wrote: the content digest when the store has one (everything
+  // in it), else the checksum (images and labels). Empty: intact. Reads the whole store.
+  std::vector<std::string> verify() const;
 
  private:
   Store() = default;
@@ -104,6 +100,15 @@ class Store {
   SplitData train_, test_;
   mutable std::mutex mutex_;
 };
+
+// Stores verified on every open (Store::open); larger ones by `passlab inspect --check` only.
+inline constexpr int64_t kVerifyOnOpenBytes = int64_t{1} << 30;
+
+// Whether an open HDF5 file is an image store (rather than a result file).
+bool is_store(const io::File& f);
+// `passlab inspect --check` of a store: every problem Store::open finds, then every difference
+// of verify() and of the checksum (both, whatever the size). Empty: the store is intact.
+std::vector<std::string> check_store(const std::filesystem::path& path);
 
 // Helpers shared by prepare and tests: array attributes (HDF5 1-d attributes).
 void set_string_array_attr(io::Group& g, const std::string& name, const std::vector<std::string>& values);

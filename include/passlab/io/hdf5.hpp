@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -224,8 +225,15 @@ class AtomicWriter {
   Group& root() { return file_->root(); }
   const std::filesystem::path& tmp_path() const { return tmp_; }
   const std::filesystem::path& final_path() const { return final_; }
+  // What a commit runs besides setting the status: `before_close` on the open file once the
+  // status is set (io::write_digest, for one), `before_rename` on the closed, synced file (e.g.
+  // reopens and verifies it). Either may throw: the commit is refused and the .tmp removed.
+  struct Checks {
+    std::function<void(File&)> before_close;
+    std::function<void(const std::filesystem::path&)> before_rename;
+  };
   // status is "complete" for a finished run; "failed" records a failure (with an `error` attr).
-  void commit(const std::string& status = "complete");
+  void commit(const std::string& status = "complete", const Checks& checks = {});
 
  private:
   std::filesystem::path final_, tmp_;
@@ -234,6 +242,8 @@ class AtomicWriter {
 };
 
 std::filesystem::path tmp_path_for(const std::filesystem::path& final_path);
+// Flushes a closed file's data to disk before a rename makes it visible; IOError when it cannot.
+void fsync_file(const std::filesystem::path& path);
 
 // Opens a file written by AtomicWriter and refuses it (IOError naming the file and what is
 // wrong) unless its `status` attribute is one of `accepted`.

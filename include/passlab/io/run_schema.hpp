@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "passlab/io/digest.hpp"
+
 namespace passlab::io {
 
 class File;
@@ -37,6 +39,8 @@ inline constexpr char kFinetuneSeconds[] = "finetune_seconds";
 inline constexpr char kError[] = "error";
 inline constexpr char kAttempts[] = "attempts";
 inline constexpr char kVersionPrefix[] = "version_";  // + a key of passlab::build_info()
+inline constexpr const char* kDigest = kDigestAttr;  // io/digest.hpp
+inline constexpr char kSealedAt[] = "sealed_at";
 
 // Values of `kind` and `status`.
 inline constexpr char kDenseKind[] = "dense";

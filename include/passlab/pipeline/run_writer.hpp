@@ -1,8 +1,10 @@
 #pragma once
 // Everything written into dense and run files (DESIGN.md §4): provenance, weights, curves,
 // summary, and for a prune task its masks and keep indices (and PASS's hypernetwork and
-// prompt). The group leader writes through io::AtomicWriter (status set last); every rank
-// returns once the file is complete on disk.
+// prompt). The group leader writes through io::AtomicWriter and commits with
+// io::run_file::commit_result: the digest is written and the file re-read from disk before the
+// rename, and a non-finite value refuses it (TrainingDiverged), so no unusable file is ever
+// recorded complete. Every rank returns once the file is complete on disk.
 #include <optional>
 
 #include "passlab/models/prunable.hpp"

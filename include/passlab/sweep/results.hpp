@@ -19,6 +19,8 @@ struct ResultState {
   int64_t attempts = 0;  // failed: how many attempts failed so far
   std::string error;     // failed: the recorded error; damaged: what is wrong
 };
+// complete only for a usable file (io::run_file::check); damaged for any other file that is
+// neither missing nor a valid failure record, with the reason.
 ResultState read_state(const std::filesystem::path& file);
 
 // Records a failed attempt of a task at its result path (status = "failed", `error`,
@@ -48,8 +50,9 @@ std::string count_line(const std::vector<Row>& rows);
 // Written atomically, so readers never see a half index. Returns its path.
 std::filesystem::path write_index(const std::filesystem::path& results_dir);
 
-// Validates a result file (or every file of a results directory): opens it, requires a final
-// status, reads every dataset and attribute, and checks the summary of complete files.
+// Checks a result file (or every file of a results directory) against the one notion of a usable
+// result (io/result_file.hpp: every problem of a complete file that is not usable, of a failure
+// record that is not valid), a dataset store against its digest or checksum (data::check_store).
 struct Problem {
   std::string file, what;
 };
