@@ -22,6 +22,7 @@
 #include "passlab/dist/communicator.hpp"
 #include "passlab/dist/runtime.hpp"
 #include "passlab/io/hdf5.hpp"
+#include "passlab/io/result_file.hpp"
 #include "passlab/io/run_schema.hpp"
 #include "passlab/models/factory.hpp"
 #include "passlab/models/weights.hpp"
@@ -68,7 +69,7 @@ struct RunHeader {
 // IOError naming the file and the reason when it is not a usable result.
 RunHeader read_header(const fs::path& file, const fs::path& results_dir) {
   RunHeader h;
-  io::File f = io::open_complete(file);
+  io::File f = io::run_file::open_usable(file);  // the sweep's notion: complete, schema, digest, finite
   const auto& root = f.root();
   if (!root.has_attr(rf::kKind) || root.attr_string(rf::kKind) != rf::kPruneKind)
     throw IOError(file.string() + ": not a prune run file (kind is not \"prune\")");
@@ -81,19 +82,11 @@ RunHeader read_header(const fs::path& file, const fs::path& results_dir) {
   h.has_weights = root.has(rf::kWeights);
   const fs::path dense = results_dir / "dense" / (h.dense_id + ".h5");
   try {
-    io::open_complete(dense);
+    io::run_file::open_usable(dense);
   } catch (const IOError& e) {
     throw IOError(file.string() + ": its dense model is not usable (" + e.what() + ")");
   }
   return h;
-}
-
-std::string bar(int64_t done, int64_t total) {
-  const int width = 24;
-  const int filled = total > 0 ? static_cast<int>(width * done / total) : width;
-  std::string b(static_cast<size_t>(filled), '=');
-  if (filled < width) b += '>' + std::string(static_cast<size_t>(width - filled - 1), ' ');
-  return "[" + b + "]";
 }
 
 }  // namespace
@@ -228,7 +221,7 @@ RemeasureReport remeasure_results(const fs::path& results_dir, const dist::Runti
     const double elapsed = seconds_since(t0);
     const std::string eta = train::format_duration(elapsed / static_cast<double>(i + 1) * static_cast<double>(total - i - 1));
     if (mode == train::Progress::Mode::bar) {
-      std::fprintf(stderr, "\rremeasure %s %lld/%lld runs, ETA %s, last %s %.2fx\x1b[K", bar(i + 1, total).c_str(),
+      std::fprintf(stderr, "\rremeasure %s %lld/%lld runs, ETA %s, last %s %.2fx\x1b[K", train::text_bar(total > 0 ? double(i + 1) / double(total) : 1.0).c_str(),
                    static_cast<long long>(i + 1), static_cast<long long>(total), eta.c_str(), m.run_id.c_str(), m.speedup);
       if (i + 1 == total) std::fprintf(stderr, "\n");
       std::fflush(stderr);

@@ -145,11 +145,6 @@ Choice choose(View& v, ClaimDir& claims) {
   return c;
 }
 
-std::string bar(double frac, int width = 24) {
-  int full = static_cast<int>(std::lround(std::clamp(frac, 0.0, 1.0) * width));
-  return "[" + std::string(static_cast<size_t>(full), '#') + std::string(static_cast<size_t>(width - full), '.') + "]";
-}
-
 }  // namespace
 
 int SweepReport::exit_code() const {
@@ -348,7 +343,7 @@ SweepReport run_sweep(const config::Config& cfg, const dist::Runtime& rt, const 
         const auto secs_left = eta.seconds_left(unfinished, rt.group_count());
         std::string eta_text = secs_left ? train::format_duration(*secs_left) : "?";
         if (tty)
-          std::fprintf(stderr, "sweep %s %d/%zu tasks, %.0f%% of the work, ETA %s\n", bar(1 - left / std::max(all_cost, 1.0)).c_str(),
+          std::fprintf(stderr, "sweep %s %d/%zu tasks, %.0f%% of the work, ETA %s\n", train::text_bar(1 - left / std::max(all_cost, 1.0)).c_str(),
                        done, plan.tasks.size(), 100 * (1 - left / std::max(all_cost, 1.0)), eta_text.c_str());
         else
           std::printf("%s progress: %d/%zu tasks finished, ETA %s\n", tag.c_str(), done, plan.tasks.size(), eta_text.c_str());

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -53,11 +54,8 @@ void Progress::update(int64_t step, int64_t images, double loss, double lr) {
   double ips = elapsed > 0 ? double(images) / elapsed : 0.0;
   double eta = step > 0 ? elapsed * double(total_ - step) / double(step) : NAN;
   if (mode_ == Mode::bar) {
-    const int width = 24;
-    int filled = total_ > 0 ? int(width * step / total_) : width;
-    std::string bar(size_t(filled), '=');
-    if (filled < width) bar += '>' + std::string(size_t(width - filled - 1), ' ');
-    std::fprintf(stderr, "\r%s [%s] %lld/%lld %6.0f img/s  ETA %s  loss %.4f  lr %.3g\x1b[K", label_.c_str(), bar.c_str(),
+    const std::string bar = text_bar(total_ > 0 ? double(step) / double(total_) : 1.0);
+    std::fprintf(stderr, "\r%s %s %lld/%lld %6.0f img/s  ETA %s  loss %.4f  lr %.3g\x1b[K", label_.c_str(), bar.c_str(),
                  static_cast<long long>(step), static_cast<long long>(total_), ips, format_duration(eta).c_str(), loss, lr);
     std::fflush(stderr);
     open_ = true;
@@ -65,6 +63,13 @@ void Progress::update(int64_t step, int64_t images, double loss, double lr) {
     PL_INFO("{}: step {}/{} ({:.0f}%), {:.0f} img/s, ETA {}, loss {:.4f}, lr {:.3g}", label_, step, total_,
             total_ > 0 ? 100.0 * double(step) / double(total_) : 100.0, ips, format_duration(eta), loss, lr);
   }
+}
+
+std::string text_bar(double fraction, int width) {
+  const int filled = static_cast<int>(std::clamp(fraction, 0.0, 1.0) * width);
+  std::string b(static_cast<size_t>(filled), '=');
+  if (filled < width) b += '>' + std::string(static_cast<size_t>(width - filled - 1), ' ');
+  return "[" + b + "]";
 }
 
 void Progress::finish() {

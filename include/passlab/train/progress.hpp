@@ -29,6 +29,9 @@ class Progress {
   bool open_ = false;
 };
 
+// The bar of every progress display, `width` cells for the fraction done: "[=========>        ]".
+std::string text_bar(double fraction, int width = 24);
+
 // "1:02:03" / "2:03" for seconds.
 std::string format_duration(double seconds);
 
