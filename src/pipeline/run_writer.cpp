@@ -79,9 +79,18 @@ void write_plan(io::Group& root, models::PrunableNetwork& dense, const prune::Ke
   }
 }
 
+// /input: the normalisation the model saw, which a later model.pretrained import of this file
+// follows under data.normalize = "source".
+void write_input(io::Group& root, const TaskData& d) {
+  auto input = root.create_group(rf::kInput);
+  input.write(rf::kInputMean, d.mean);
+  input.write(rf::kInputStd, d.std);
+  input.set_attr(rf::kNormalize, d.normalize);
+}
+
 }  // namespace
 
-void write_dense_file(const TaskContext& ctx, models::PrunableNetwork& net, const train::FitResult& fit,
+void write_dense_file(const TaskContext& ctx, const TaskData& d, models::PrunableNetwork& net, const train::FitResult& fit,
                       const train::EvalResult& test) {
   if (ctx.leader()) {
     io::AtomicWriter w(dense_path(ctx.cfg));
@@ -91,6 +100,7 @@ void write_dense_file(const TaskContext& ctx, models::PrunableNetwork& net, cons
     root.set_attr(rf::kDenseId, ctx.id);
     auto weights = root.create_group(rf::kWeights);
     models::save_weights(net, weights);
+    write_input(root, d);
     auto metrics = root.create_group(rf::kMetrics);
     write_training_curves(metrics, "dense", fit);
     auto s = root.create_group(rf::kSummary);
@@ -119,6 +129,7 @@ void write_run_file(const TaskContext& ctx, const PruneOutcome& out) {
     root.set_attr(rf::kMethod, cfg.prune.method);
     root.set_attr(rf::kBudget, cfg.prune.budget);
     write_plan(root, *out.dense.net, alloc.keep);
+    write_input(root, out.data);
     auto metrics = root.create_group(rf::kMetrics);
     // In the order of the schema's kSearchCurves.
     const std::vector<double>* search_curves[] = {&out.plan.curves.loss, &out.plan.curves.ce,

@@ -54,6 +54,11 @@ inline constexpr char kKeep[] = "keep";
 inline constexpr char kPrompt[] = "prompt";
 inline constexpr char kPromptImage[] = "image";  // /prompt/image
 inline constexpr char kHypernet[] = "hypernet";
+// The input the model was trained and evaluated with (the transfer regime, docs/transfer.md).
+inline constexpr char kInput[] = "input";
+inline constexpr char kInputMean[] = "mean";  // /input/mean
+inline constexpr char kInputStd[] = "std";    // /input/std
+inline constexpr char kNormalize[] = "normalize";  // /input@normalize
 
 // Attributes of /summary.
 inline constexpr char kTop1[] = "top1";
