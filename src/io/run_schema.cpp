@@ -201,8 +201,8 @@ std::vector<Entry> make_entries() {
           "every file but those written before the transfer regime");
   t.dataset(kInput, kInputMean, Type::float64, B, Need::complete, "Mean subtracted from each input channel (pixels in [0, 1]).");
   t.dataset(kInput, kInputStd, Type::float64, B, Need::complete, "Standard deviation each input channel is divided by.");
-  t.add(Item::attribute, under(kInput), kNormalize, Type::string, B, Need::complete,
-        "data.normalize: where mean and std came from (dataset, source or imagenet).");
+  t.dataset(kInput, kNormalize, Type::string, B, Need::complete,
+            "data.normalize: where mean and std came from (dataset, source or imagenet).");
   return std::move(t.out);
 }
 

@@ -85,7 +85,7 @@ void write_input(io::Group& root, const TaskData& d) {
   auto input = root.create_group(rf::kInput);
   input.write(rf::kInputMean, d.mean);
   input.write(rf::kInputStd, d.std);
-  input.set_attr(rf::kNormalize, d.normalize);
+  input.write_string(rf::kNormalize, d.normalize);
 }
 
 }  // namespace

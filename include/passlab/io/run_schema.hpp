@@ -58,7 +58,7 @@ inline constexpr char kHypernet[] = "hypernet";
 inline constexpr char kInput[] = "input";
 inline constexpr char kInputMean[] = "mean";  // /input/mean
 inline constexpr char kInputStd[] = "std";    // /input/std
-inline constexpr char kNormalize[] = "normalize";  // /input@normalize
+inline constexpr char kNormalize[] = "normalize";  // /input/normalize (string)
 
 // Attributes of /summary.
 inline constexpr char kTop1[] = "top1";
