@@ -138,8 +138,8 @@ std::vector<FieldSpec> make_fields() {
   {
     auto& f = choices(data(&DataConfig::normalize, "normalize",
                            "Input normalisation: dataset (the store's train mean/std), source (the mean/std recorded in the "
-                           "model.pretrained file: a passlab dense or run file's /input, ImageNet's for a torchvision export), "
-                           "imagenet (torchvision's ImageNet mean/std). The values used are recorded in /input of dense and run files."),
+                           "model.pretrained file: a passlab dense or run file's /normalization, ImageNet's for a torchvision export), "
+                           "imagenet (torchvision's ImageNet mean/std). The values used are recorded in /normalization of dense and run files."),
                       {"dataset", "source", "imagenet"});
     f.id_when_set = true;
   }

@@ -22,12 +22,13 @@ PretrainedSource open_pretrained(const std::filesystem::path& file, const std::s
                       ", and the dense file it was pruned from, " + dense.string() + ", is not there");
     return open_pretrained(dense, arch);
   }
-  PASSLAB_CHECK(root.has_attr(rf::kArch), IOError,
-                "model.pretrained = " + file.string() + " has no root attribute arch (neither a passlab dense file nor "
-                "a torchvision export of analysis/export_torchvision.py)");
-  const std::string file_arch = root.attr_string(rf::kArch);
-  PASSLAB_CHECK(file_arch == arch, IOError,
-                "model.pretrained = " + file.string() + " holds a " + file_arch + ", not the task's " + arch);
+  // A weights file without an arch attribute (written by hand or by a tool other than the
+  // exporter) is loaded by tensor names and shapes alone, as before passlab files were accepted.
+  if (root.has_attr(rf::kArch)) {
+    const std::string file_arch = root.attr_string(rf::kArch);
+    PASSLAB_CHECK(file_arch == arch, IOError,
+                  "model.pretrained = " + file.string() + " holds a " + file_arch + ", not the task's " + arch);
+  }
   if (kind.empty()) {
     s.kind = "torchvision";
     s.channels = 3;
@@ -37,15 +38,15 @@ PretrainedSource open_pretrained(const std::filesystem::path& file, const std::s
   }
   PASSLAB_CHECK(kind == rf::kDenseKind, IOError, "model.pretrained = " + file.string() + " has kind = " + kind);
   const io::File complete = io::open_complete(file);  // a dense file still being written or failed is refused
-  PASSLAB_CHECK(complete.root().has(rf::kInput), IOError,
+  PASSLAB_CHECK(complete.root().has(rf::kNormalization), IOError,
                 "model.pretrained = " + file.string() + " is a dense file written before passlab recorded its input (/" +
-                    rf::kInput + "); train it again");
-  const io::Group input = complete.root().open_group(rf::kInput);
+                    rf::kNormalization + "); train it again");
+  const io::Group input = complete.root().open_group(rf::kNormalization);
   s.kind = "dense";
-  s.mean = input.read<double>(rf::kInputMean);
-  s.std = input.read<double>(rf::kInputStd);
+  s.mean = input.read<double>(rf::kNormMean);
+  s.std = input.read<double>(rf::kNormStd);
   PASSLAB_CHECK(!s.mean.empty() && s.mean.size() == s.std.size(), IOError,
-                file.string() + ": /input/mean and /input/std differ in length");
+                file.string() + ": /normalization/mean and /normalization/std differ in length");
   s.channels = static_cast<int64_t>(s.mean.size());
   return s;
 }

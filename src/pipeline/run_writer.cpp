@@ -79,12 +79,12 @@ void write_plan(io::Group& root, models::PrunableNetwork& dense, const prune::Ke
   }
 }
 
-// /input: the normalisation the model saw, which a later model.pretrained import of this file
+// /normalization: the normalisation the model saw, which a later model.pretrained import of this file
 // follows under data.normalize = "source".
 void write_input(io::Group& root, const TaskData& d) {
-  auto input = root.create_group(rf::kInput);
-  input.write(rf::kInputMean, d.mean);
-  input.write(rf::kInputStd, d.std);
+  auto input = root.create_group(rf::kNormalization);
+  input.write(rf::kNormMean, d.mean);
+  input.write(rf::kNormStd, d.std);
   input.write_string(rf::kNormalize, d.normalize);
 }
 

@@ -143,7 +143,7 @@ TEST_F(TransferFixture, ImportThenHeadStageReproducesTheSourceFeatures) {
 TEST_F(TransferFixture, NormalisationIsRecordedAndFollowedFromTheSource) {
   io::File src = io::open_complete(source_file());
   io::File tgt = io::open_complete(pipeline::dense_path(head_config()));
-  const auto in_src = src.root().open_group("input"), in_tgt = tgt.root().open_group("input");
+  const auto in_src = src.root().open_group("normalization"), in_tgt = tgt.root().open_group("normalization");
   EXPECT_EQ(in_src.read_string("normalize"), "dataset");
   EXPECT_EQ(in_tgt.read_string("normalize"), "source");
   // The source's are its store's train statistics; the target follows them, not its own store's.

@@ -55,10 +55,10 @@ inline constexpr char kPrompt[] = "prompt";
 inline constexpr char kPromptImage[] = "image";  // /prompt/image
 inline constexpr char kHypernet[] = "hypernet";
 // The input the model was trained and evaluated with (the transfer regime, docs/transfer.md).
-inline constexpr char kInput[] = "input";
-inline constexpr char kInputMean[] = "mean";  // /input/mean
-inline constexpr char kInputStd[] = "std";    // /input/std
-inline constexpr char kNormalize[] = "normalize";  // /input/normalize (string)
+inline constexpr char kNormalization[] = "normalization";
+inline constexpr char kNormMean[] = "mean";  // /normalization/mean
+inline constexpr char kNormStd[] = "std";    // /normalization/std
+inline constexpr char kNormalize[] = "normalize";  // /normalization/normalize (string)
 
 // Attributes of /summary.
 inline constexpr char kTop1[] = "top1";

@@ -1,8 +1,9 @@
 #pragma once
 // What model.pretrained names (docs/transfer.md), and the input the source model expects:
 //   * a torchvision export (analysis/export_torchvision.py): /weights, root attribute arch; its
-//     weights expect 3 channels normalised with ImageNet's statistics;
-//   * a passlab dense file (kind = dense): /weights, and /input (mean, std per input channel);
+//     weights expect 3 channels normalised with ImageNet's statistics (so does any other file
+//     without a kind attribute: a weights file is loaded by tensor names and shapes);
+//   * a passlab dense file (kind = dense): /weights, and /normalization (mean, std per input channel);
 //   * a passlab run file (kind = prune): stands for the dense file it was pruned from,
 //     <results>/dense/<dense_id>.h5 beside its runs/ directory. Its own /weights are the compact
 //     network, whose widths are not the architecture's, so they cannot start a dense model.
@@ -26,7 +27,7 @@ struct PretrainedSource {
 
 // Reads what `file` is and checks that it holds `arch`'s weights; throws IOError naming the file
 // and the problem (a run file whose dense file is gone, another architecture, a passlab file
-// written before /input was recorded).
+// written before /normalization was recorded).
 PretrainedSource open_pretrained(const std::filesystem::path& file, const std::string& arch);
 
 }  // namespace passlab::pipeline
