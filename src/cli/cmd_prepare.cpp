@@ -1,4 +1,4 @@
-// passlab prepare <format> [source] --out <file.h5> [--size S] [--threads N] ...
+// passlab prepare <format> [source] --out <file.h5> [--size S] [--threads N] [--classes 0,1,..] [--shift invert] ...
 #include <csignal>
 #include <iostream>
 #include <memory>
@@ -34,6 +34,13 @@ Command add_prepare_command(CLI::App& app) {
   sub->add_option("--threads", o->prep.threads, "Decode/resize threads")->check(CLI::Range(1, 256));
   sub->add_option("--channels", o->prep.channels, "imagefolder: 1 (gray) or 3 (RGB, default)")->check(CLI::IsMember({0, 1, 3}));
   sub->add_option("--gzip", o->prep.gzip, "Deflate level of the image datasets (0: none, fastest reads)")->check(CLI::Range(0, 9));
+  sub->add_option("--classes", o->prep.classes,
+                  "Keep only these classes (indices of the source's labels), relabelled 0..k-1 in this order, e.g. "
+                  "--classes 6,7,8,9 (not imagefolder)")
+      ->delimiter(',');
+  sub->add_option("--shift", o->prep.shift,
+                  "Domain shift applied to every image: none, or invert (v -> 255 - v); docs/transfer.md (not imagefolder)")
+      ->check(CLI::IsMember(data::prepare_shifts()));
   sub->add_flag("--force", o->prep.force, "Replace an existing store");
   return {sub, [o](const Context&) -> int {
             // Ctrl-C / SIGTERM: stop at the next block and remove the partial file.

@@ -321,6 +321,20 @@ class Loader {
     if (!ok) fail(loc_of(path), path + " = \"" + name + "\" is not allowed; allowed: a non-empty name of letters, digits, '_', '-', '.'");
   }
 
+  // The transfer regime's keys (docs/transfer.md) need a source model, and a key that would not
+  // act is refused rather than let into the dense id.
+  void transfer_check(const Config& c) const {
+    if (c.dense.mode != "full" && c.model.pretrained.empty())
+      fail(loc_of("dense.mode"), "dense.mode = \"" + c.dense.mode + "\" trains on a pretrained backbone; set model.pretrained");
+    if (c.data.normalize == "source" && c.model.pretrained.empty())
+      fail(loc_of("data.normalize"), "data.normalize = \"source\" follows the model.pretrained file; set model.pretrained");
+    if (c.dense.mode == "head_then_full" && c.dense.head_epochs < 1)
+      fail(loc_of("dense.head_epochs"), "dense.mode = \"head_then_full\" needs dense.head_epochs >= 1");
+    if (c.dense.mode != "head_then_full" && c.dense.head_epochs != 0)
+      fail(loc_of("dense.head_epochs"), "dense.head_epochs = " + std::to_string(c.dense.head_epochs) +
+                                            " applies only to dense.mode = \"head_then_full\" (dense.mode = \"" + c.dense.mode + "\")");
+  }
+
   void cross_check(const Config& c) const {
     for (auto [name, t] : {std::pair<const char*, const TrainConfig*>{"dense", &c.dense}, {"finetune", &c.finetune}, {"regularise", &c.regularise}}) {
       if (t->schedule == "step" && t->milestones.empty())
@@ -353,6 +367,7 @@ class Loader {
     if (c.eval.latency_warmup_max < c.eval.latency_warmup)
       fail(loc_of("eval.latency_warmup_max"), "eval.latency_warmup_max = " + format_value(c.eval.latency_warmup_max) +
                                                    " must not be below eval.latency_warmup = " + format_value(c.eval.latency_warmup));
+    transfer_check(c);
     check_dataset_name("data.dataset", c.data.dataset);
     for (auto& d : c.sweep.datasets) check_dataset_name("sweep.datasets", d);
     if (!c.data.store.empty() && c.sweep.datasets.size() > 1)
@@ -420,6 +435,10 @@ std::string to_toml(const Config& cfg, Scope scope) {
     std::vector<const FieldSpec*> fs;
     for (auto& f : fields())
       if (f.section == s && in_scope(f, scope)) fs.push_back(&f);
+    if (scope != Scope::all) {
+      static const Config defaults;
+      std::erase_if(fs, [&](const FieldSpec* f) { return f->id_when_set && format_value(f->get(cfg)) == format_value(f->get(defaults)); });
+    }
     if (fs.empty()) continue;
     std::sort(fs.begin(), fs.end(), [](auto* a, auto* b) { return a->key < b->key; });
     if (!out.empty()) out += "\n";

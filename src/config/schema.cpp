@@ -135,6 +135,14 @@ std::vector<FieldSpec> make_fields() {
   range(data(&DataConfig::prefetch_batches, "prefetch_batches", "Batches prepared ahead per rank.", false), 1, 256);
   range(data(&DataConfig::limit_train, "limit_train", "Use only the first N training images (0: all); smoke runs and tests."), 0, kMaxImages);
   range(data(&DataConfig::limit_test, "limit_test", "Use only the first N test images (0: all)."), 0, kMaxImages);
+  {
+    auto& f = choices(data(&DataConfig::normalize, "normalize",
+                           "Input normalisation: dataset (the store's train mean/std), source (the mean/std recorded in the "
+                           "model.pretrained file: a passlab dense or run file's /normalization, ImageNet's for a torchvision export), "
+                           "imagenet (torchvision's ImageNet mean/std). The values used are recorded in /normalization of dense and run files."),
+                      {"dataset", "source", "imagenet"});
+    f.id_when_set = true;
+  }
   // [model]
   auto model = [&](auto mem, const char* key, const char* doc) -> FieldSpec& {
     FieldSpec& f = e.add(bind("model", key, &Config::model, mem, doc));
@@ -149,10 +157,29 @@ std::vector<FieldSpec> make_fields() {
               "(ghost batches; the whole batch when it is smaller), so results do not depend on the number of ranks. "
               "dense, finetune and search batch sizes must be multiples of it, and every rank of a run group gets at least one group."),
         1, kMaxBatch);
-  model(&ModelConfig::pretrained, "pretrained", "HDF5 weights (analysis/export_torchvision.py) to start the dense model from; the head is replaced when class counts differ. \"{arch}\" is replaced by each task's architecture (e.g. \"weights/{arch}_imagenet.h5\").");
+  model(&ModelConfig::pretrained, "pretrained",
+        "Weights to start the dense model from: a torchvision export (analysis/export_torchvision.py), a passlab dense "
+        "file, or a passlab run file (then the dense file it was pruned from, <results>/dense/<dense_id>.h5 beside its "
+        "runs/ directory); the head is replaced when class counts differ. \"{arch}\" is replaced by each task's "
+        "architecture (e.g. \"weights/{arch}_imagenet.h5\").");
   // [dense], [finetune]
   size_t before = b.out.size();
   add_train(b, "dense", &Config::dense);
+  {
+    auto dense = [&](auto mem, const char* key, const char* doc) -> FieldSpec& {
+      FieldSpec& f = e.add(bind("dense", key, &Config::dense, mem, doc));
+      f.id_when_set = true;
+      return f;
+    };
+    choices(dense(&DenseConfig::mode, "mode",
+                  "What the dense stage trains: full (every parameter), head (only the classifier, on the frozen "
+                  "model.pretrained backbone in eval mode: its BatchNorm statistics untouched), head_then_full "
+                  "(dense.head_epochs of the head alone, then dense.epochs of everything). head and head_then_full need "
+                  "model.pretrained."),
+            {"full", "head", "head_then_full"});
+    range(dense(&DenseConfig::head_epochs, "head_epochs", "Epochs of the head phase of dense.mode = head_then_full (0 otherwise)."),
+          0, kMaxEpochs);
+  }
   for (size_t i = before; i < b.out.size(); ++i) b.out[i].in_dense = true;
   add_train(b, "finetune", &Config::finetune);
   e.add(bind("finetune", "keep_prompt", &Config::finetune, &FinetuneConfig::keep_prompt,
@@ -478,7 +505,9 @@ std::string schema_markdown() {
     << "and what is allowed; every count has an upper bound no real run reaches.\n"
     << "`passlab run CONFIG --set section.key=value` overrides a key (the value is TOML; a bare word is a string).\n\n"
     << "Identity: a run id hashes the canonical TOML of every key marked *run*; a dense model's id hashes the keys\n"
-    << "marked *dense*. Changing a key outside those sets (paths, threads, logging, sweep axes) never changes an id.\n\n";
+    << "marked *dense*. Changing a key outside those sets (paths, threads, logging, sweep axes) never changes an id.\n"
+    << "A key marked *when not default* was added after ids were in use: it enters the ids only when set to another\n"
+    << "value than its default, so earlier configs and files keep their ids.\n\n";
   Config defaults;
   for (auto& s : sections()) {
     o << "## [" << s.name << "]\n\n" << s.doc << "\n\n";
@@ -486,6 +515,7 @@ std::string schema_markdown() {
     for (auto& f : fields()) {
       if (f.section != s.name) continue;
       std::string id = f.in_dense ? "run, dense" : (f.in_run ? "run" : "-");
+      if (f.id_when_set) id += " (when not default)";
       std::string allowed = f.allowed();
       std::string def = format_value(f.get(defaults));
       auto esc = [](std::string t) {

@@ -87,16 +87,18 @@ void finalize(TransformSpec& s) {
   if (s.out_c == 0) s.out_c = s.in_c;
   PASSLAB_CHECK(s.out_c == s.in_c || (s.in_c == 1 && s.out_c == 3), DataError,
                 "transform: cannot turn " + std::to_string(s.in_c) + " channels into " + std::to_string(s.out_c));
-  PASSLAB_CHECK(static_cast<int64_t>(s.mean.size()) == s.in_c && static_cast<int64_t>(s.std.size()) == s.in_c, DataError,
-                "transform: mean/std need one value per store channel (" + std::to_string(s.in_c) + ")");
+  const int64_t norm_c = static_cast<int64_t>(s.mean.size());
+  PASSLAB_CHECK((norm_c == s.in_c || (norm_c == s.out_c && s.in_c == 1)) && s.std.size() == s.mean.size(), DataError,
+                "transform: mean/std need one value per store channel (" + std::to_string(s.in_c) +
+                    ") or, for a replicated gray store, per output channel (" + std::to_string(s.out_c) + ")");
   PASSLAB_CHECK(s.crop_padding >= 0, DataError, "transform: negative crop padding");
   // Fail here (when the loader is made), not in a worker thread at the first batch.
   if (s.augment == Augment::rrc_flip) require_resize("augment = rrc_flip");
   if (s.in_h != s.out_size || s.in_w != s.out_size)
     require_resize("the store's " + std::to_string(s.in_h) + "x" + std::to_string(s.in_w) + " images to input_size " +
                    std::to_string(s.out_size));
-  s.lut.assign(static_cast<size_t>(256 * s.in_c), 0.f);
-  for (int64_t c = 0; c < s.in_c; ++c) {
+  s.lut.assign(static_cast<size_t>(256 * norm_c), 0.f);
+  for (int64_t c = 0; c < norm_c; ++c) {
     PASSLAB_CHECK(s.std[static_cast<size_t>(c)] > 0, DataError, "transform: std must be positive");
     for (int v = 0; v < 256; ++v)
       s.lut[static_cast<size_t>(c * 256 + v)] =
@@ -169,7 +171,8 @@ void transform_sample(const TransformSpec& s, const uint8_t* hwc, Rng& rng, floa
     flip = rng.uniform01() < 0.5;
   }
   // 3. out[c][y][x] = lut_c(img[y+dy][x'+dx][c]) with x' = flipped x; outside the image: zero pixel.
-  const int64_t plane = S * S;
+  // A gray image normalised per output channel (L = 3, C = 1) reads its one channel three times.
+  const int64_t plane = S * S, L = static_cast<int64_t>(s.lut.size() / 256);
   for (int64_t y = 0; y < S; ++y) {
     const int64_t sy = y + dy;
     const bool row_in = sy >= 0 && sy < S;
@@ -177,10 +180,10 @@ void transform_sample(const TransformSpec& s, const uint8_t* hwc, Rng& rng, floa
       const int64_t sx = (flip ? S - 1 - x : x) + dx;
       const bool in = row_in && sx >= 0 && sx < S;
       const uint8_t* px = in ? img + (sy * S + sx) * C : nullptr;
-      for (int64_t c = 0; c < C; ++c) out[c * plane + y * S + x] = lut[c * 256 + (px ? px[c] : 0)];
+      for (int64_t c = 0; c < L; ++c) out[c * plane + y * S + x] = lut[c * 256 + (px ? px[C == 1 ? 0 : c] : 0)];
     }
   }
-  if (s.out_c == 3 && C == 1) {
+  if (s.out_c == 3 && L == 1) {
     std::copy(out, out + plane, out + plane);
     std::copy(out, out + plane, out + 2 * plane);
   }

@@ -154,8 +154,61 @@ void resize_split(MemSplit& s, int64_t size, int64_t threads) {
   s.h = s.w = size;
 }
 
-StoreInfo write_mem_store(const fs::path& out, const std::string& format, const std::string& source,
-                          const std::vector<std::string>& classes, const MemSplit& train, const MemSplit& test, int gzip) {
+// Keeps the records of `kept` classes, relabelled by their position in `kept` (0..k-1).
+void select_classes(MemSplit& s, const std::vector<int64_t>& kept) {
+  std::vector<int64_t> new_label(static_cast<size_t>(*std::max_element(kept.begin(), kept.end()) + 1), -1);
+  for (size_t i = 0; i < kept.size(); ++i) new_label[static_cast<size_t>(kept[i])] = static_cast<int64_t>(i);
+  const int64_t rb = s.h * s.w * s.c;
+  int64_t n = 0;
+  for (int64_t i = 0; i < s.n; ++i) {
+    const int64_t old = s.labels[static_cast<size_t>(i)];
+    const int64_t now = old < static_cast<int64_t>(new_label.size()) ? new_label[static_cast<size_t>(old)] : -1;
+    if (now < 0) continue;
+    std::memmove(s.images.data() + n * rb, s.images.data() + i * rb, static_cast<size_t>(rb));
+    s.labels[static_cast<size_t>(n++)] = now;
+  }
+  s.n = n;
+  s.images.resize(static_cast<size_t>(n * rb));
+  s.labels.resize(static_cast<size_t>(n));
+}
+
+// --shift invert: v -> 255 - v (docs/transfer.md: why a border prompt has a job on it).
+void apply_shift(MemSplit& s, const std::string& shift) {
+  if (shift == "invert")
+    for (auto& v : s.images) v = static_cast<uint8_t>(255 - v);
+}
+
+// The class subset and the domain shift of PrepareOptions, applied to both splits; `classes` and
+// `source` (the store's provenance) say what was done.
+void derive_splits(MemSplit& train, MemSplit& test, std::vector<std::string>& classes, std::string& source,
+                   const PrepareOptions& opt) {
+  if (!opt.classes.empty()) {
+    std::vector<std::string> names;
+    std::string list;
+    for (size_t i = 0; i < opt.classes.size(); ++i) {
+      const int64_t c = opt.classes[i];
+      PASSLAB_CHECK(c >= 0 && c < static_cast<int64_t>(classes.size()), ConfigError,
+                    "prepare: --classes lists " + std::to_string(c) + ", outside [0, " + std::to_string(classes.size()) + ")");
+      PASSLAB_CHECK(std::count(opt.classes.begin(), opt.classes.end(), c) == 1, ConfigError,
+                    "prepare: --classes lists " + std::to_string(c) + " twice");
+      names.push_back(classes[static_cast<size_t>(c)]);
+      list += (i ? "," : "") + std::to_string(c);
+    }
+    select_classes(train, opt.classes);
+    select_classes(test, opt.classes);
+    classes = std::move(names);
+    source += "; classes " + list + " relabelled 0.." + std::to_string(opt.classes.size() - 1);
+  }
+  if (opt.shift != "none") {
+    apply_shift(train, opt.shift);
+    apply_shift(test, opt.shift);
+    source += "; shift " + opt.shift;
+  }
+}
+
+StoreInfo write_mem_store(const fs::path& out, const std::string& format, std::string source, std::vector<std::string> classes,
+                          MemSplit& train, MemSplit& test, const PrepareOptions& opt) {
+  derive_splits(train, test, classes, source, opt);
   StoreWriter::Meta meta;
   meta.format = format;
   meta.source = source;
@@ -163,7 +216,7 @@ StoreInfo write_mem_store(const fs::path& out, const std::string& format, const 
   meta.height = train.h;
   meta.width = train.w;
   meta.channels = train.c;
-  meta.gzip = gzip;
+  meta.gzip = opt.gzip;
   StoreWriter w(out, meta);
   for (auto* s : {&train, &test}) {
     w.begin_split(s == &train ? "train" : "test", s->n);
@@ -222,7 +275,7 @@ StoreInfo prepare_idx(const std::string& format, const fs::path& src, const fs::
                     ", test images " + std::to_string(test.h) + "x" + std::to_string(test.w));
   resize_split(train, opt.size, opt.threads);
   resize_split(test, opt.size, opt.threads);
-  return write_mem_store(out, format, source_text(format, src), classes, train, test, opt.gzip);
+  return write_mem_store(out, format, source_text(format, src), classes, train, test, opt);
 }
 
 // ---- CIFAR (binary version) -------------------------------------------------------------------
@@ -303,7 +356,7 @@ StoreInfo prepare_cifar(const std::string& format, fs::path src, const fs::path&
                             : read_class_names(src, "batches.meta.txt", kCifar10Classes);
   resize_split(train, opt.size, opt.threads);
   resize_split(test, opt.size, opt.threads);
-  return write_mem_store(out, format, source_text(format, src), classes, train, test, opt.gzip);
+  return write_mem_store(out, format, source_text(format, src), classes, train, test, opt);
 }
 
 // ---- image folders ----------------------------------------------------------------------------
@@ -502,6 +555,11 @@ const std::vector<std::string>& prepare_formats() {
   return f;
 }
 
+const std::vector<std::string>& prepare_shifts() {
+  static const std::vector<std::string> s = {"none", "invert"};
+  return s;
+}
+
 fs::path default_source(const std::string& format) {
   if (format == "fashion-mnist") return "/usr/share/datasets/fashion-mnist";
   return {};
@@ -545,6 +603,11 @@ StoreInfo prepare(const std::string& format, const fs::path& source_in, const fs
   PASSLAB_CHECK(opt.size >= 0 && opt.size <= 4096, ConfigError, "prepare: --size must be in [0, 4096]");
   PASSLAB_CHECK(opt.threads >= 1, ConfigError, "prepare: --threads must be >= 1");
   PASSLAB_CHECK(opt.gzip >= 0 && opt.gzip <= 9, ConfigError, "prepare: --gzip must be in [0, 9]");
+  const auto& shifts = prepare_shifts();
+  PASSLAB_CHECK(std::find(shifts.begin(), shifts.end(), opt.shift) != shifts.end(), ConfigError,
+                "prepare: unknown --shift '" + opt.shift + "' (expected none or invert)");
+  PASSLAB_CHECK(format != "imagefolder" || (opt.classes.empty() && opt.shift == "none"), ConfigError,
+                "prepare imagefolder: --classes and --shift apply to fashion-mnist, mnist, cifar10 and cifar100");
   fs::path source = source_in.empty() ? default_source(format) : source_in;
   if (source.empty()) throw ConfigError("prepare " + format + ": give the source directory");
   std::error_code ec;

@@ -204,6 +204,14 @@ std::vector<Entry> make_entries() {
   t.group(kHypernet, P, Need::optional, "The trained hypernetwork and prompt encoder (search.init_from reads it).",
           "PASS methods");
   t.dataset(kHypernet, "*", Type::numeric, P, Need::complete, "One tensor per parameter, named as the module's parameter.");
+  // The input normalisation (the transfer regime): a later model.pretrained import follows it
+  // under data.normalize = "source".
+  t.group(kNormalization, B, Need::optional, "The normalisation of the model's input, one value per model input channel.",
+          "every file but those written before the transfer regime");
+  t.dataset(kNormalization, kNormMean, Type::float64, B, Need::complete, "Mean subtracted from each input channel (pixels in [0, 1]).");
+  t.dataset(kNormalization, kNormStd, Type::float64, B, Need::complete, "Standard deviation each input channel is divided by.");
+  t.dataset(kNormalization, kNormalize, Type::string, B, Need::complete,
+            "data.normalize: where mean and std came from (dataset, source or imagenet).");
   return std::move(t.out);
 }
 

@@ -16,11 +16,12 @@ models::PrunableNetworkPtr build_dense(const TaskContext& ctx, const TaskData& d
   const auto& cfg = ctx.cfg;
   torch::manual_seed(ctx.seed(kInit));
   auto net = models::make_model(dense_spec(cfg, d));
-  if (!cfg.model.pretrained.empty()) {
+  if (d.source) {
     models::LoadOptions lo;
     lo.head = net->head();
-    auto rep = models::load_weights(*net, cfg.model.pretrained, lo);
-    PL_INFO("dense {}: {} tensors from {}{}", ctx.id, rep.loaded, cfg.model.pretrained, rep.head_replaced ? " (new head)" : "");
+    auto rep = models::load_weights(*net, d.source->weights_file, lo);
+    PL_INFO("dense {}: {} tensors from {} ({}){}", ctx.id, rep.loaded, d.source->weights_file.string(), d.source->kind,
+            rep.head_replaced ? ", new head" : "");
   }
   net->to(ctx.rt.device());
   PL_INFO("dense {}: {} on {} ({} train / {} val / {} test images, {}x{}x{}), {} MACs", ctx.id, cfg.model.arch,

@@ -17,7 +17,7 @@ void run_dense_task(const config::Config& cfg, const dist::Runtime& rt, dist::Co
   TrainedStage trained = train_dense(ctx, d, *net);
   const auto test = trained.test();
   PL_INFO("dense {}: test top-1 {:.2f}% ({:.0f} s)", ctx.id, 100 * test.top1(), ctx.elapsed_s());
-  write_dense_file(ctx, *net, trained.fit, test);
+  write_dense_file(ctx, d, *net, trained.fit, test);
   if (ctx.leader()) remove_work_dir(cfg, ctx.id);
 }
 

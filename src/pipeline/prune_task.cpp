@@ -42,7 +42,7 @@ void run_prune_task(const config::Config& cfg, const dist::Runtime& rt, dist::Co
   TrainedStage finetuned = finetune(ctx, d, *compact, prompt);
 
   const PrunedEvaluation evaluation = evaluate_and_measure(ctx, d, finetuned, dense, *compact);
-  write_run_file(ctx, PruneOutcome{dense, plan, search_seconds, *compact, finetuned, evaluation, probe});
+  write_run_file(ctx, PruneOutcome{dense, plan, search_seconds, *compact, finetuned, evaluation, probe, d});
   if (ctx.leader()) remove_work_dir(cfg, ctx.id);  // the search checkpoint was kept until now
 }
 

@@ -83,10 +83,18 @@ void write_plan(io::Group& root, models::PrunableNetwork& dense, const prune::Ke
   }
 }
 
+// /normalization: the normalisation the model saw, which a later model.pretrained import of this file
+// follows under data.normalize = "source".
+void write_input(io::Group& root, const TaskData& d) {
+  auto input = root.create_group(rf::kNormalization);
+  input.write(rf::kNormMean, d.mean);
+  input.write(rf::kNormStd, d.std);
+  input.write_string(rf::kNormalize, d.normalize);
+}
 
 }  // namespace
 
-void write_dense_file(const TaskContext& ctx, models::PrunableNetwork& net, const train::FitResult& fit,
+void write_dense_file(const TaskContext& ctx, const TaskData& d, models::PrunableNetwork& net, const train::FitResult& fit,
                       const train::EvalResult& test) {
   // A write that fails (or a commit refused for a non-finite value) is every rank's error.
   dist::on_leader(ctx.comm, [&] {
@@ -97,6 +105,7 @@ void write_dense_file(const TaskContext& ctx, models::PrunableNetwork& net, cons
     root.set_attr(rf::kDenseId, ctx.id);
     auto weights = root.create_group(rf::kWeights);
     models::save_weights(net, weights);
+    write_input(root, d);
     auto metrics = root.create_group(rf::kMetrics);
     write_training_curves(metrics, "dense", fit);
     auto s = root.create_group(rf::kSummary);
@@ -125,6 +134,7 @@ void write_run_file(const TaskContext& ctx, const PruneOutcome& out) {
     root.set_attr(rf::kMethod, cfg.prune.method);
     root.set_attr(rf::kBudget, cfg.prune.budget);
     write_plan(root, *out.dense.net, alloc.keep);
+    write_input(root, out.data);
     auto metrics = root.create_group(rf::kMetrics);
     // In the order of the schema's kSearchCurves.
     const std::vector<double>* search_curves[] = {&out.plan.curves.loss, &out.plan.curves.ce,

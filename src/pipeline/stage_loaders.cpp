@@ -25,6 +25,8 @@ std::unique_ptr<data::Loader> make_loader(const TaskContext& ctx, const TaskData
   auto opt = data::loader_options(ctx.cfg.data, d.info, train, group > 0 ? global_batch : per_rank(global_batch, ctx.comm),
                                   seed, ctx.comm.rank(), ctx.comm.size(), d.channels);
   opt.ghost_group = group;
+  opt.mean = d.mean;  // per model input channel (data.normalize)
+  opt.std = d.std;
   opt.device = ctx.rt.device();
   return std::make_unique<data::Loader>(view, opt);
 }

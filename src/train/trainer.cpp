@@ -243,7 +243,7 @@ void Trainer::broadcast_state() {
 }
 
 void Trainer::sync_buffers() {
-  if (comm_.size() == 1 || opt_.frozen_model) return;
+  if (comm_.size() == 1 || opt_.frozen_model || opt_.frozen_buffers) return;
   c10::NoGradGuard no_grad;
   for (const auto& it : model_.named_buffers(true)) {
     at::Tensor b = it.value();

@@ -467,3 +467,28 @@ TEST(ConfigFiles, ShippedExperimentsLoad) {
   });
   EXPECT_GE(n, 1);
 }
+
+// The transfer regime's keys (dense.mode, dense.head_epochs, data.normalize) came after ids were
+// in use: at their defaults the ids are those passlab db59118 computed (`passlab config` on an
+// empty file), so earlier dense and run files keep their names; set, they enter the ids.
+TEST(ConfigIds, TransferKeysEnterTheIdsOnlyWhenSet) {
+  const Config base;
+  EXPECT_EQ(run_id(base), "50b0987ffe0c");
+  EXPECT_EQ(dense_id(base), "d1b92d8a3927");
+  EXPECT_EQ(to_toml(base, Scope::dense).find("normalize"), std::string::npos);
+  EXPECT_NE(to_toml(base, Scope::all).find("normalize = \"dataset\""), std::string::npos);  // still in the file's config
+  const Config head = load_string("[model]\npretrained = \"src.h5\"\n[dense]\nmode = \"head\"\n", "h.toml");
+  const Config full = load_string("[model]\npretrained = \"src.h5\"\n", "f.toml");
+  EXPECT_NE(dense_id(head), dense_id(full));
+  EXPECT_NE(run_id(head), run_id(full));
+  EXPECT_NE(to_toml(head, Scope::dense).find("mode = \"head\""), std::string::npos);
+}
+
+TEST(ConfigErrors, TransferKeysNeedASourceModel) {
+  EXPECT_HAS(error_of("[dense]\nmode = \"head\"\n"), "set model.pretrained");
+  EXPECT_HAS(error_of("[data]\nnormalize = \"source\"\n"), "set model.pretrained");
+  EXPECT_HAS(error_of("[model]\npretrained = \"s.h5\"\n[dense]\nmode = \"head_then_full\"\n"), "dense.head_epochs >= 1");
+  EXPECT_HAS(error_of("[model]\npretrained = \"s.h5\"\n[dense]\nmode = \"head\"\nhead_epochs = 2\n"),
+             "applies only to dense.mode = \"head_then_full\"");
+  EXPECT_HAS(error_of("[dense]\nmode = \"linear\"\n"), "\"head_then_full\"");
+}

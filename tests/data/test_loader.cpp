@@ -10,6 +10,8 @@
 #include "data_fixtures.hpp"
 #include "passlab/config/config.hpp"
 #include "passlab/core/error.hpp"
+#include "passlab/core/rng.hpp"
+#include "passlab/data/augment.hpp"
 #include "passlab/data/loader.hpp"
 #include "passlab/data/prepare.hpp"
 #include "passlab/data/store.hpp"
@@ -98,6 +100,30 @@ TEST(Loader, EvalBatchesHoldExactNormalisedPixels) {
     }
   }
   EXPECT_EQ(next, kN);
+}
+
+// A gray image normalised per output channel (ImageNet statistics on a replicated gray store):
+// channel c is (v/255 - mean_c)/std_c of the one gray value.
+TEST(Transform, GrayReplicatedWithPerChannelStatistics) {
+  TransformSpec s;
+  s.in_h = s.in_w = 4;
+  s.in_c = 1;
+  s.out_c = 3;
+  s.mean = {0.1, 0.5, 0.9};
+  s.std = {0.2, 0.3, 0.4};
+  finalize(s);
+  const auto img = known_images(1, 4, 4, 1);
+  std::vector<float> out(3 * 16);
+  passlab::Rng rng(1);
+  transform_sample(s, img.data(), rng, out.data());
+  for (int64_t c = 0; c < 3; ++c)
+    for (int64_t p = 0; p < 16; ++p)
+      EXPECT_NEAR(out[static_cast<size_t>(c * 16 + p)], (img[static_cast<size_t>(p)] / 255.0 - s.mean[c]) / s.std[c], 1e-6)
+          << c << " " << p;
+  // Two values for a 1-channel store are neither per store channel nor per output channel.
+  TransformSpec bad = s;
+  bad.mean = bad.std = {0.5, 0.5};
+  EXPECT_THROW(finalize(bad), DataError);
 }
 
 TEST(Loader, DeterministicForAnyThreadCount) {

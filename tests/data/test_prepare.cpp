@@ -114,6 +114,55 @@ TEST(PrepareIdx, FashionNamesAndResize) {
       }
 }
 
+// The transfer benchmark's stores (docs/transfer.md): a class subset relabelled in the order
+// given, and the inverted domain, checked image by image against the raw records.
+TEST(PrepareIdx, ClassSubsetAndInvertedShift) {
+  TempDir t;
+  write_idx_dataset(t / "raw", 300, 100, 6, 5, true);  // label of record i: i % 10 (test: (1000 + i) % 10)
+  PrepareOptions o;
+  o.classes = {7, 2, 9};
+  o.shift = "invert";
+  prepare("fashion-mnist", t / "raw", t / "target.h5", o);
+  auto st = Store::open(t / "target.h5");
+  EXPECT_EQ(st->info().classes, (std::vector<std::string>{"Sneaker", "Pullover", "Ankle boot"}));
+  EXPECT_NE(st->info().source.find("classes 7,2,9"), std::string::npos) << st->info().source;
+  EXPECT_NE(st->info().source.find("shift invert"), std::string::npos) << st->info().source;
+  EXPECT_EQ(st->compute_checksum(), st->info().checksum);
+  for (auto [split, n, first] : {std::tuple{"train", int64_t{300}, int64_t{0}}, std::tuple{"test", int64_t{100}, int64_t{1000}}}) {
+    // The raw records of the kept classes, in order, with their new labels.
+    std::vector<int64_t> records, labels;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t raw = (first + i) % 10;
+      if (raw == 7 || raw == 2 || raw == 9) {
+        records.push_back(first + i);
+        labels.push_back(raw == 7 ? 0 : raw == 2 ? 1 : 2);
+      }
+    }
+    ASSERT_EQ(st->rows(split), static_cast<int64_t>(records.size())) << split;
+    EXPECT_EQ(st->labels(split), labels) << split;
+    const auto px = read_split(*st, split);
+    for (size_t r = 0; r < records.size(); ++r)
+      for (int64_t y = 0; y < 6; ++y)
+        for (int64_t x = 0; x < 5; ++x)
+          ASSERT_EQ(px[r * 30 + static_cast<size_t>(y * 5 + x)], 255 - known_pixel(records[r], y, x, 0)) << split << " " << r;
+    if (std::string(split) == "train") expect_stats(px, 1, st->info());
+  }
+  // Subset without shift keeps the pixels; bad lists are refused before anything is written.
+  o.shift = "none";
+  o.classes = {4};
+  prepare("mnist", t / "raw", t / "four.h5", o);
+  auto four = Store::open(t / "four.h5");
+  EXPECT_EQ(four->rows("train"), 30);
+  EXPECT_EQ(read_split(*four, "train")[0], known_pixel(4, 0, 0, 0));
+  o.classes = {3, 10};
+  expect_refused<ConfigError>("mnist", t / "raw", t / "bad.h5", "--classes lists 10, outside [0, 10)", o);
+  o.classes = {3, 3};
+  expect_refused<ConfigError>("mnist", t / "raw", t / "bad.h5", "--classes lists 3 twice", o);
+  o.classes = {};
+  o.shift = "rotate";
+  expect_refused<ConfigError>("mnist", t / "raw", t / "bad.h5", "unknown --shift 'rotate'", o);
+}
+
 TEST(PrepareIdx, BadInput) {
   TempDir t;
   write_idx_dataset(t / "ok", 12, 6, 3, 3, false);

@@ -19,12 +19,14 @@ inline dist::Runtime& runtime() {
   return rt;
 }
 
-// 4 classes of 16x16 gray images: a bright 4x4 square in the class's quadrant, plus noise.
-inline void write_store(const fs::path& path, int64_t n_train, int64_t n_test) {
+// 4 classes of 16x16 gray images: a bright 4x4 square in the class's quadrant, plus noise
+// (`num_classes` < 4: the first quadrants only).
+inline void write_store(const fs::path& path, int64_t n_train, int64_t n_test, int64_t num_classes = 4) {
   data::StoreWriter::Meta m;
   m.format = "synthetic";
   m.source = "test_task.cpp";
   m.classes = {"nw", "ne", "sw", "se"};
+  m.classes.resize(static_cast<size_t>(num_classes));
   m.height = m.width = 16;
   m.channels = 1;
   data::StoreWriter w(path, m);
@@ -33,7 +35,7 @@ inline void write_store(const fs::path& path, int64_t n_train, int64_t n_test) {
     w.begin_split(split, n);
     std::vector<uint8_t> img(16 * 16);
     for (int64_t i = 0; i < n; ++i) {
-      int64_t label = i % 4;
+      int64_t label = i % num_classes;
       for (auto& p : img) p = static_cast<uint8_t>(rng.uniform_below(60));
       int r0 = label < 2 ? 2 : 10, c0 = label % 2 == 0 ? 2 : 10;
       for (int r = r0; r < r0 + 4; ++r)

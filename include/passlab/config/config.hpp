@@ -28,12 +28,17 @@ struct DataConfig {
   int64_t prefetch_batches = 4;
   int64_t limit_train = 0;  // 0: all; else the first N training images (smoke runs, tests)
   int64_t limit_test = 0;
+  // Input normalisation: dataset (this store's train mean/std), source (the statistics recorded
+  // with the model.pretrained file), imagenet (torchvision's ImageNet mean/std).
+  std::string normalize = "dataset";
 };
 
 struct ModelConfig {
   std::string arch = "resnet20";
   std::string stem = "auto";
-  std::string pretrained;  // HDF5 weights file written by analysis/export_torchvision.py
+  // Weights to start the dense model from: a torchvision export (analysis/export_torchvision.py),
+  // a passlab dense file, or a run file (the dense file it was pruned from); pipeline/pretrained.hpp.
+  std::string pretrained;
   // Training BatchNorm statistics are taken over groups of this many consecutive samples of the
   // global batch (ghost batches), so they do not depend on how the batch is split over ranks.
   int64_t ghost_batch = 32;
@@ -61,6 +66,14 @@ struct TrainConfig {
   double gamma = 0.1;
   double label_smoothing = 0.0;
   std::string precision = "fp32";
+};
+
+// [dense]: what the dense stage trains (the transfer regime, docs/transfer.md): everything
+// (full), only the classifier on the frozen pretrained backbone (head), or head_epochs of the
+// head alone followed by epochs of everything (head_then_full).
+struct DenseConfig : TrainConfig {
+  std::string mode = "full";
+  int64_t head_epochs = 0;  // head_then_full: epochs of the head phase
 };
 
 struct FinetuneConfig : TrainConfig {
@@ -194,7 +207,7 @@ struct Config {
   ExperimentConfig experiment;
   DataConfig data;
   ModelConfig model;
-  TrainConfig dense;
+  DenseConfig dense;
   SearchConfig search;
   PruneConfig prune;
   RegulariseConfig regularise;

@@ -32,6 +32,10 @@ struct FieldSpec {
   // In which identity scopes the key takes part (see Scope).
   bool in_run = true;
   bool in_dense = false;
+  // A key added after ids were in use: it enters the run and dense ids only when it differs from
+  // its default, so configs that leave it at the default (and files written before it existed)
+  // keep their ids.
+  bool id_when_set = false;
   std::function<Value(const Config&)> get;
   std::function<void(Config&, const Value&)> set;
 

@@ -23,8 +23,10 @@ struct TransformSpec {
   int64_t crop_padding = 4;              // crop_flip: zero padding around the image
   double rrc_scale_min = 0.08, rrc_scale_max = 1.0;
   double rrc_ratio_min = 3.0 / 4.0, rrc_ratio_max = 4.0 / 3.0;
-  std::vector<double> mean, std;  // per input channel, in [0,1] pixel units
-  std::vector<float> lut;         // (v/255 - mean_c)/std_c for v in 0..255, per channel; see finalize
+  // Per input channel, or per output channel when a gray image is replicated (in_c 1, out_c 3),
+  // in [0,1] pixel units.
+  std::vector<double> mean, std;
+  std::vector<float> lut;         // (v/255 - mean_c)/std_c for v in 0..255, per channel of mean; see finalize
 };
 
 // Validates the spec (throws DataError) and fills its lookup table; transform_sample needs it.

@@ -45,7 +45,9 @@ struct LoaderOptions {
   int64_t crop_padding = 4;
   int64_t out_size = 0;      // 0: store resolution
   int64_t out_channels = 0;  // 0: store channels; 3 turns gray stores into 3 channels
-  std::vector<double> mean, std;  // empty: the store's train mean/std
+  // Empty: the store's train mean/std. Else per store channel, or per output channel when a gray
+  // store is replicated to 3 channels (out_channels = 3).
+  std::vector<double> mean, std;
   uint64_t seed = 0;
   int64_t rank = 0, world = 1;
   int64_t threads = 2;

@@ -21,9 +21,15 @@ struct PrepareOptions {
   int64_t channels = 0;  // imagefolder: 1 or 3 (0: 3); IDX and CIFAR keep theirs
   int gzip = 0;          // HDF5 deflate level of the image datasets (0: none)
   bool force = false;    // replace an existing store
+  // A derived store (the transfer benchmark, docs/transfer.md), for the in-memory formats (not
+  // imagefolder): only these classes, relabelled 0..k-1 in the order given (empty: all), and a
+  // domain shift applied to every image of both splits (none, or invert: v -> 255 - v).
+  std::vector<int64_t> classes;
+  std::string shift = "none";
 };
 
 const std::vector<std::string>& prepare_formats();
+const std::vector<std::string>& prepare_shifts();
 // Default source of a format when none is given (Debian's dataset-fashion-mnist for fashion-mnist);
 // empty when there is none.
 std::filesystem::path default_source(const std::string& format);

@@ -58,6 +58,11 @@ inline constexpr char kKeep[] = "keep";
 inline constexpr char kPrompt[] = "prompt";
 inline constexpr char kPromptImage[] = "image";  // /prompt/image
 inline constexpr char kHypernet[] = "hypernet";
+// The input the model was trained and evaluated with (the transfer regime, docs/transfer.md).
+inline constexpr char kNormalization[] = "normalization";
+inline constexpr char kNormMean[] = "mean";  // /normalization/mean
+inline constexpr char kNormStd[] = "std";    // /normalization/std
+inline constexpr char kNormalize[] = "normalize";  // /normalization/normalize (string)
 
 // Attributes of /summary.
 inline constexpr char kTop1[] = "top1";

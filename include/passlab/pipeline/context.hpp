@@ -19,7 +19,7 @@ namespace passlab::pipeline {
 // changes every number of the stage that uses it.
 enum Stream : uint64_t {
   kInit = 1, kDenseData = 2, kSearchData = 3, kFinetuneData = 4, kBaseline = 5, kTaylor = 6, kRegulariseData = 7,
-  kProbeData = 8
+  kProbeData = 8, kHeadData = 9
 };
 
 struct TaskContext {

@@ -13,12 +13,13 @@
 #include "passlab/pipeline/evaluation.hpp"
 #include "passlab/pipeline/keep_plan.hpp"
 #include "passlab/pipeline/probe.hpp"
+#include "passlab/pipeline/task_data.hpp"
 #include "passlab/train/trainer.hpp"
 
 namespace passlab::pipeline {
 
 // <output>/dense/<dense_id>.h5.
-void write_dense_file(const TaskContext& ctx, models::PrunableNetwork& net, const train::FitResult& fit,
+void write_dense_file(const TaskContext& ctx, const TaskData& d, models::PrunableNetwork& net, const train::FitResult& fit,
                       const train::EvalResult& test);
 
 // What a prune task produced, for its run file.
@@ -30,6 +31,7 @@ struct PruneOutcome {
   const TrainedStage& finetuned;
   const PrunedEvaluation& evaluation;
   const std::optional<ProbeResult>& probe;  // the structure probe, when it ran
+  const TaskData& data;                     // its input normalisation is recorded
 };
 
 // <output>/runs/<run_id>.h5.

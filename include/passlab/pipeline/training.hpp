@@ -3,6 +3,7 @@
 // fine-tunes the compact network on [finetune] (with PASS's visual prompt in front when
 // finetune.keep_prompt). Both resume from their checkpoint under work/<id>/.
 #include <memory>
+#include <string>
 
 #include "passlab/models/prunable.hpp"
 #include "passlab/pipeline/context.hpp"
@@ -27,7 +28,12 @@ struct TrainedStage {
   train::EvalResult test();
 };
 
+// The dense stage as dense.mode says: every parameter (full), only the classifier on the frozen
+// backbone in eval mode (head: its parameters and BatchNorm statistics stay bit for bit), or
+// dense.head_epochs of the head followed by dense.epochs of everything (head_then_full).
 TrainedStage train_dense(const TaskContext& ctx, const TaskData& d, models::PrunableNetwork& net);
+// Whether parameter `name` of `net` belongs to its classifier (PrunableNetwork::head()).
+bool is_head_parameter(const models::PrunableNetwork& net, const std::string& name);
 // `prompt` may be null (no prompt kept, or a baseline); it then trains with the network.
 TrainedStage finetune(const TaskContext& ctx, const TaskData& d, models::PrunableNetwork& compact,
                       pass::VisualPrompt* prompt);

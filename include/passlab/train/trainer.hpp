@@ -71,6 +71,10 @@ struct TrainerOptions {
   // The model's own parameters and buffers are not trained (a frozen backbone every rank loaded
   // from the same file): they are neither broadcast, averaged after epochs nor checkpointed.
   bool frozen_model = false;
+  // The model's buffers do not change in this stage (its BatchNorms stay in eval mode: a head
+  // trained on a frozen backbone): they are not averaged after epochs, which could only add
+  // rounding to identical copies.
+  bool frozen_buffers = false;
   // Samples per BatchNorm statistics group while training the model (0: this rank's whole batch);
   // set on the model's GhostBatchNorm2d modules unless frozen_model.
   int64_t bn_group = 0;
