@@ -48,6 +48,10 @@ run "R7 hinge" "${s3[@]}" --set 'search.flops_loss="hinge"'
 run "P1 projection" "${s3[@]}" --set 'search.budget_mode="projection"' --set 'sweep.budgets=[0.3, 0.15]'
 run "P2 projection + cost, global stats" "${s3[@]}" --set 'search.budget_mode="projection"' --set search.cost_input=true \
   --set search.global_stats=true --set 'sweep.budgets=[0.3, 0.15]'
+# Round 4: the hypernetwork emits each group's keep ratio (search.ratio_head), with and without
+# the true channel cost as an input, against S3 at the same two budgets.
+run "H1 ratio head" "${s3[@]}" --set search.ratio_head=true --set 'sweep.budgets=[0.3, 0.15]'
+run "H2 ratio head + cost" "${s3[@]}" --set search.ratio_head=true --set search.cost_input=true --set 'sweep.budgets=[0.3, 0.15]'
 # The baselines at the same scale and budget, with their own knob (Taylor batches) given a try.
 for m in l1_uniform l1_global taylor_global; do run "baseline" --set "sweep.methods=[\"$m\"]"; done
 run "baseline taylor 32" --set 'sweep.methods=["taylor_global"]' --set search.taylor_batches=32

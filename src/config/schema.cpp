@@ -225,10 +225,13 @@ std::vector<FieldSpec> make_fields() {
          "Feed each group's true MAC cost per channel (its producer and its consumers, relative to the mean group) to the hypernetwork.");
   search(&SearchConfig::global_stats, "global_stats",
          "Standardise the weight statistics over all prunable channels (keeping cross-layer scale, per-weight norms) instead of within each layer.");
-  search(&SearchConfig::ratio_head, "ratio_head",
-         "The hypernetwork emits each group's keep ratio (a sigmoid head on its state) and ranks the group's channels by their "
-         "scores; the compact network keeps each group's top ratio x width channels, the ratios shifted together in logit "
-         "space to meet the budget. Not with budget_mode = \"projection\".");
+  {
+    auto& f = search(&SearchConfig::ratio_head, "ratio_head",
+           "The hypernetwork emits each group's keep ratio (a sigmoid head on its state) and ranks the group's channels by their "
+           "scores; the compact network keeps each group's top ratio x width channels, the ratios shifted together in logit "
+           "space to meet the budget. Not with budget_mode = \"projection\".");
+    f.id_when_set = true;  // added after the Fashion-MNIST table run started: its ids stay
+  }
   search(&SearchConfig::init_from, "init_from", "Run file whose hypernetwork, prompt encoder and prompt start the search (transfer).");
   range(search(&SearchConfig::taylor_batches, "taylor_batches", "Data batches for the taylor_global criterion."), 1, kMaxCount);
   range(search(&SearchConfig::log_every, "log_every", "Log search progress every N steps."), 1, kMaxSteps).in_run = false;
