@@ -72,9 +72,10 @@ pid_t spawn_group(const std::string& cmd) {
 }
 
 
-// Dense training long enough to be interrupted mid-stage (a few seconds of tiny epochs), the
-// same on the relaunch (it is part of the dense id).
-const std::string kLongDense = "dense.epochs=12";
+// Dense training long enough to be interrupted mid-stage, the same on the relaunch (it is part of
+// the dense id): still running when a signal arrives on an idle machine, although mpirun forwards
+// SIGTERM to its ranks only a second later (12 epochs were done within it).
+const std::string kLongDense = "dense.epochs=60";
 
 
 // A sweep whose dense models train long enough to be stopped mid-stage.
