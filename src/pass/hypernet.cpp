@@ -245,10 +245,11 @@ at::Tensor straight_through_mask(const at::Tensor& scores, double temperature) {
 
 RatioMask ratio_head_mask(const at::Tensor& scores, const at::Tensor& ratio, double temperature) {
   const int64_t n = scores.size(0);
-  at::Tensor rank, threshold;  // rank: 0 for the highest score; threshold: between kept and dropped
+  at::Tensor sorted, rank, threshold;  // rank: 0 for the highest score; threshold: between kept and dropped
   {
     torch::NoGradGuard ng;
-    auto order = std::get<1>(scores.detach().sort(0, /*descending=*/true));
+    at::Tensor order;
+    std::tie(sorted, order) = scores.detach().sort(0, /*descending=*/true);
     rank = torch::empty_like(order);
     rank.index_put_({order}, torch::arange(n, order.options()));
     rank = rank.to(scores.scalar_type());
@@ -259,7 +260,6 @@ RatioMask ratio_head_mask(const at::Tensor& scores, const at::Tensor& ratio, dou
   {
     torch::NoGradGuard ng;
     const int64_t kept = hard.sum().item<int64_t>();
-    auto sorted = std::get<0>(scores.detach().sort(0, /*descending=*/true));
     if (kept == 0) threshold = sorted[0] + 1.0;
     else if (kept == n) threshold = sorted[n - 1] - 1.0;
     else threshold = 0.5 * (sorted[kept - 1] + sorted[kept]);
