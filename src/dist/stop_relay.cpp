@@ -36,7 +36,10 @@ StopRelay::~StopRelay() {
 
 void StopRelay::run() {
   bool announced = false;
-  while (!quit_.load()) {
+  for (;;) {
+    // Read before the check below: a stop that ends the process within one sleep (a fast
+    // checkpoint) sets quit_ after the signal, and is still announced by this last pass.
+    const bool last_pass = quit_.load();
     if (use_mpi_) receive();
     const int sig = stop::requested();
     if (sig != 0 && !announced) {
@@ -48,6 +51,7 @@ void StopRelay::run() {
       if (auto l = spdlog::default_logger()) l->flush();
       if (use_mpi_ && stop::requested_by() < 0) send_to_all(sig);
     }
+    if (last_pass) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }
