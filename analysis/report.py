@@ -416,9 +416,10 @@ def write_report(results_dir, out_dir, on_damaged="raise", plots=True, decimals=
     if speedups not in ("auto", "run-files"):
         raise ValueError("speedups must be 'auto' or 'run-files'")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    # Read and check everything first: a refused directory leaves no output folder behind.
     result = runs_mod.scan(results_dir, on_damaged=on_damaged)
     source = measurements_mod.apply(result, measured_on, use=speedups == "auto")
+    out.mkdir(parents=True, exist_ok=True)
     result.speedup_source = source  # for the caller's message; ResultSet itself stays the scan's
     rows, methods = aggregate(result, decimals)
     md = markdown_table(rows, methods, decimals)

@@ -9,7 +9,11 @@
 #   * if they have not exited after PASSLAB_STOP_GRACE seconds (default 240), the job is
 #     requeued anyway: the running task resumes from its last checkpoint;
 #   * a job stopped this way is requeued (`scontrol requeue`); the relaunch skips finished
-#     tasks and takes over the claims of the killed ones.
+#     tasks and takes over the claims of the killed ones. A plain `scancel` (SIGTERM to every
+#     process, SIGKILL KillWait later) stops the ranks the same way, but a cancelled job is not
+#     requeued: relaunch it. SIGTERM to the srun process itself is not a stop request: srun
+#     answers it by killing the step's tasks at once ("srun: forcing job termination"); the
+#     relaunch resumes the stage from its last periodic checkpoint.
 # Environment: PASSLAB_ROOT (checkout; default $SLURM_SUBMIT_DIR), PASSLAB_BIN (default
 # $PASSLAB_ROOT/build/passlab), PASSLAB_RANKS_PER_RUN (ranks per task; default the config's),
 # PASSLAB_SRUN_ARGS (extra srun arguments), PASSLAB_STOP_GRACE, PASSLAB_NO_REQUEUE=1, and the
@@ -80,7 +84,10 @@ passlab_requeue() {
     return
   fi
   echo "passlab: requeueing job $SLURM_JOB_ID"
-  scontrol requeue "$SLURM_JOB_ID"
+  if ! scontrol requeue "$SLURM_JOB_ID"; then
+    # A cancelled job (plain scancel) cannot be requeued: its stopped stage waits for a relaunch.
+    echo "passlab: job $SLURM_JOB_ID could not be requeued (cancelled?): relaunch to continue"
+  fi
 }
 
 # srun forwards SIGUSR1 to every rank of the step. --mpi=pmix: Debian's Open MPI has no PMI2.

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <cstdio>
 
 #include "passlab/config/config.hpp"
 #include "passlab/config/schema.hpp"
@@ -240,10 +241,12 @@ TEST(ConfigErrors, EveryFloatKeyRefusesInfAndNan) {
     ++checked;
   }
   EXPECT_GE(checked, 20);  // dense/finetune/search/dist/prune floats and sweep.budgets
+  std::printf("[ cases    ] %d float keys x {inf, -inf, nan}: %d refused as not finite\n", checked, 3 * checked);  // README
 }
 
 TEST(ConfigErrors, EveryCountHasAnUpperBound) {
   // 2^63-1 epochs ran forever at lr 0; no integer key but the seeds (labels, not counts) takes it.
+  int checked = 0;
   for (auto& f : fields()) {
     if (f.kind != Kind::integer && f.kind != Kind::int_list) continue;
     const bool seed = f.key == "seed" || f.key == "seeds";
@@ -255,7 +258,9 @@ TEST(ConfigErrors, EveryCountHasAnUpperBound) {
     }
     EXPECT_TRUE(f.max.has_value()) << f.path();
     EXPECT_HAS(error_of(toml), f.path() + " = 9223372036854775807 is out of range");
+    ++checked;
   }
+  std::printf("[ cases    ] %d integer keys = 2^63-1: %d refused as out of range\n", checked, checked);  // README
 }
 
 TEST(ConfigErrors, BoundsAreTheDocumentedOnes) {

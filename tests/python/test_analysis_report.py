@@ -332,6 +332,7 @@ def test_damaged_file_is_a_clear_error(analysis_sweep, tmp_path, capsys):
     assert r.returncode != 0
     assert str(victim) in r.stderr and "damaged" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists(), "a refused report left an output folder behind"
 
     # A file that is not HDF5 at all.
     junk = res / "runs" / "ffffffffffff.h5"

@@ -6,7 +6,8 @@ conftest.py), through slurm/submit.sh with slurm/site.local.env, as a user would
 * array.sbatch: 2 array tasks over one results directory; every task runs exactly once, both
   array tasks take part, and the index (sweep.h5) lists every run;
 * preemption: `scancel --signal=USR1 --batch` on a running sweep: the job stops (the running task
-  checkpointed at its next step), is requeued and finishes; no finished run is redone, none is lost.
+  checkpointed at its next step), is requeued and finishes; no finished run is redone, none is lost;
+* plain `scancel`: the ranks log the SIGTERM, checkpoint and exit 75; a second job resumes the stage.
 
 Every wait has a timeout, so a broken Slurm fails the test instead of hanging it. Tasks are
 ordered with the test-only hook PASSLAB_TEST_HOLD_TASK (a task waits for a file), not with sleeps.
@@ -15,6 +16,7 @@ import collections
 import os
 import pathlib
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -274,6 +276,58 @@ def test_preemption_usr1_requeues_and_finishes(slurm, store, tmp_path):
     # What the first launch left is done by the second (another process).
     later = {i for h, e, i in j if e == "end" and h != holder1}
     assert set(ids[2:]) <= later, j
+
+
+def test_scancel_sigterm_checkpoints_and_a_relaunch_resumes(slurm, store, tmp_path):
+    """Plain `scancel JOB`: Slurm sends SIGTERM to every process of the job, the ranks included
+    (SIGKILL KillWait later). The ranks log it, checkpoint the running stage and exit 75 within
+    KillWait; nothing is recorded complete; a second job resumes the stage from its checkpoint and
+    finishes the sweep. (SIGTERM to the srun process itself is different: srun answers it by
+    killing the step's tasks at once, "srun: forcing job termination", which nothing can
+    intercept; the relaunch then resumes from the stage's last periodic checkpoint.)"""
+    cfg, out, order = make_sweep(tmp_path, store, ["random_uniform"], [0])
+    ids = [i for _, i in order]
+    dense = ids[0]
+    go = tmp_path / "go"
+    # The dense task waits for `go`; the signal arrives while it waits, so its training stops
+    # at its first step with a checkpoint.
+    env = job_env(slurm, PASSLAB_TEST_HOLD_TASK=f"{dense}={go}", PASSLAB_NO_REQUEUE=1)
+    r = submit(env, "--ntasks-per-node=1", f"--output={tmp_path}/first-%j.out", SUBMIT.parent / "node.sbatch", cfg)
+    assert r.returncode == 0, r.stdout + r.stderr
+    job = r.stdout.strip().split(";")[0]
+    try:
+        wait_for(f"task {dense} to start", lambda: ("start", dense) in [(e, i) for _, e, i in journal(out)], 90)
+        s = subprocess.run(["timeout", "20", "scancel", job], env=env, capture_output=True, text=True)
+        assert s.returncode == 0, s.stdout + s.stderr
+        # The batch script also gets SIGTERM and forwards SIGUSR1 through srun; whichever reaches
+        # the rank first is the request (a second within 2 s is the same one).
+        logged = re.compile(r"stop requested: SIG(TERM|USR1) received")
+        wait_for("the rank to log the signal", lambda: logged.search(log_of(tmp_path)), 30)
+        go.touch()
+
+        def ended():
+            rec = job_fields(env, job)
+            return rec and rec[0].get("JobState") in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT") and rec[0]
+        wait_for("the job to end", ended, 90, poll=1)
+        wait_for("the batch script's last line", lambda: "passlab: step exited with" in log_of(tmp_path), 30)
+    finally:
+        go.touch()
+        subprocess.run(["timeout", "20", "scancel", job], env=env, capture_output=True)
+    log = log_of(tmp_path)
+    assert "passlab: step exited with 75" in log, log
+    checkpoint = out / "work" / dense / "dense.ckpt.h5"
+    assert checkpoint.is_file(), log
+    assert not (out / "dense" / f"{dense}.h5").exists(), log
+    assert [e for _, e, i in journal(out) if i == dense] == ["start", "stop"], journal(out)
+
+    # One rank again: the rank that resumes is the one whose info lines are printed.
+    r = submit(job_env(slurm), "--wait", "--ntasks-per-node=1", f"--output={tmp_path}/second-%j.out",
+               SUBMIT.parent / "node.sbatch", cfg,
+               timeout=180)
+    second = "\n".join(p.read_text(errors="replace") for p in sorted(tmp_path.glob("second-*.out")))
+    assert r.returncode == 0, r.stdout + r.stderr + second
+    assert f"resumed from {checkpoint} at epoch " in second, second
+    check_results(out, ids)
 
 
 def test_step_launch_failure_fails_the_job(slurm, store, tmp_path):

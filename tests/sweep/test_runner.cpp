@@ -275,6 +275,23 @@ TEST(SweepRunner, DivergedTrainingIsRecordedAsFailed) {
   EXPECT_NE(state.error.find("diverged"), std::string::npos);
 }
 
+TEST(SweepRunner, DivergedFinetuneRecordsThePruneTaskAsFailedAndKeepsItsDenseModel) {
+  test::TempDir dir;
+  test::write_store(dir.path() / "tiny.h5", 120, 40);
+  auto cfg = test::tiny_sweep(dir.path(), "max_retries = 0\n");
+  cfg.finetune.lr = 1e30;  // the fine-tune of the pruned network overflows; the dense model is sound
+  auto r = sweep::run_sweep(cfg, runtime());
+  EXPECT_EQ(r.complete, 1);
+  EXPECT_EQ(r.failed, 1);
+  ASSERT_EQ(r.ran.size(), 2u);
+  EXPECT_EQ(r.ran[0].kind, "dense");
+  EXPECT_EQ(sweep::read_state(r.ran[0].path).kind, sweep::ResultState::Kind::complete);
+  EXPECT_EQ(r.ran[1].kind, "prune");
+  EXPECT_NE(r.ran[1].error.find("training diverged: loss is"), std::string::npos) << r.ran[1].error;
+  auto state = sweep::read_state(r.ran[1].path);
+  EXPECT_EQ(state.kind, sweep::ResultState::Kind::failed) << state.error;
+}
+
 TEST(SweepRunner, RelaunchRedoesADeletedSummaryAndANonFiniteDenseFile) {
   test::TempDir dir;
   test::write_store(dir.path() / "tiny.h5", 120, 40);
