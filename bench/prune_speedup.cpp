@@ -1,7 +1,8 @@
 // Measured forward-latency speed-up of physically pruned networks against their MAC ratio, in
 // the training form (BatchNorm layers) and the folded inference form (models/fold.hpp), with
 // PyTorch's timing of the same exported networks beside passlab's (bench/prune_speedup_ref.py,
-// analysis/load_pruned.py). Random-initialised weights with l1_global plans: the speed-up
+// analysis/load_pruned.py): "torch" with passlab's allocator (tcmalloc) preloaded, "torch_glibc"
+// with glibc malloc. Random-initialised weights with l1_global plans: the speed-up
 // depends only on the kept widths. Prints JSON.
 //
 //   bench_prune_speedup [--threads 2] [--batch 8] [--size 224] [--rounds 7] [--max-warmup 10]
@@ -39,6 +40,10 @@
 #include "passlab/prune/allocate.hpp"
 #include "passlab/prune/slice.hpp"
 #include "passlab/prune/speedup.hpp"
+
+#ifndef PASSLAB_BENCH_TCMALLOC
+#define PASSLAB_BENCH_TCMALLOC ""
+#endif
 
 using namespace passlab;
 
@@ -156,37 +161,45 @@ int main(int argc, char** argv) {
       o.max_warmup = max_warmup;
       o.form = form;
       const auto r = prune::measure_speedup(*dense, *compact, batch, 3, s, o);
-      std::string ref = "null";
-      if (torch_ref && dev.is_cpu()) {
+      // PyTorch's timing of the same exported networks, twice: with passlab's allocator preloaded
+      // (tcmalloc: the like-for-like comparison of the kernels) and with glibc malloc (what a plain
+      // Python process gets; at 224 px its page faults on every pass cost PyTorch ~20 %).
+      auto torch_timing = [&](bool tcmalloc, bool profile) -> std::string {
+        if (!torch_ref || !dev.is_cpu()) return "null";
+        if (tcmalloc && std::string(PASSLAB_BENCH_TCMALLOC).empty()) return "null";
         std::ostringstream cmd;
+        if (tcmalloc) cmd << "LD_PRELOAD=" << PASSLAB_BENCH_TCMALLOC << " ";
         cmd << python << " " << PASSLAB_BENCH_SOURCE_DIR << "/bench/prune_speedup_ref.py --dense " << dense_h5
             << " --compact " << compact_h5 << " --size " << s << " --batch " << batch << " --threads " << threads
             << " --rounds " << rounds << " --max-warmup " << max_warmup << " --form " << prune::to_string(r.form)
-            << (torch_profile ? " --profile" : "") << " 2>/dev/null";
+            << (profile ? " --profile" : "") << " 2>/dev/null";
         const std::string out = bench::run_capture(cmd.str());
         const double ts = bench::json_number(out, "speedup"), tc = bench::json_number(out, "compact_ms");
+        if (!(ts > 0)) return "{\"error\": \"prune_speedup_ref.py printed no result\"}";
         std::ostringstream js;
-        js << "{\"dense_ms\": " << bench::json_number(out, "dense_ms") << ", \"compact_ms\": " << tc
-           << ", \"speedup\": " << ts << ", \"spread\": " << bench::json_number(out, "spread")
+        js << "{\"allocator\": \"" << (tcmalloc ? "tcmalloc" : "glibc") << "\", \"dense_ms\": "
+           << bench::json_number(out, "dense_ms") << ", \"compact_ms\": " << tc << ", \"speedup\": " << ts
+           << ", \"spread\": " << bench::json_number(out, "spread")
            << ", \"compact_ms_passlab_over_torch\": " << (tc > 0 ? r.compact_median_ms / tc : -1);
         // The profile is the last key of the script's one-line JSON object: copied as it is.
         const auto at = out.find("\"profile\": "), end = out.rfind('}');
-        if (torch_profile && at != std::string::npos && end != std::string::npos && end > at)
+        if (profile && at != std::string::npos && end != std::string::npos && end > at)
           js << ", \"profile\": " << out.substr(at + 11, end - at - 11);
         js << "}";
-        ref = ts > 0 ? js.str() : "{\"error\": \"prune_speedup_ref.py printed no result\"}";
-      }
+        return js.str();
+      };
+      const std::string ref = torch_timing(true, torch_profile), ref_glibc = torch_timing(false, false);
       std::printf("%s\n    {\"arch\": \"%s\", \"budget\": %.2f, \"prune_residual\": %s, \"input_size\": %lld, \"form\": \"%s\", \"requested_form\": \"%s\", "
                   "\"dense_macs\": %lld, \"pruned_macs\": %lld, \"mac_ratio\": %.3f, \"dense_params\": %lld, \"pruned_params\": %lld, "
                   "\"dense_ms\": %.3f, \"pruned_ms\": %.3f, \"speedup\": %.3f, \"spread\": %.3f, \"unreliable\": %s, "
                   "\"speedup_over_mac_ratio\": %.3f, \"warmup_passes\": %lld, \"load_1min\": [%.2f, %.2f], \"cores\": %lld, "
-                  "\"torch\": %s}",
+                  "\"torch\": %s, \"torch_glibc\": %s}",
                   first ? "" : ",", c.arch.c_str(), c.budget, c.prune_residual ? "true" : "false", static_cast<long long>(s),
                   prune::to_string(r.form), prune::to_string(form), static_cast<long long>(dc.macs), static_cast<long long>(cc.macs), mac_ratio,
                   static_cast<long long>(dc.params), static_cast<long long>(cc.params), r.dense_median_ms,
                   r.compact_median_ms, r.speedup, r.spread, r.unreliable ? "true" : "false", r.speedup / mac_ratio,
                   static_cast<long long>(r.warmup_passes), r.load_start.load_1min, r.load_end.load_1min,
-                  static_cast<long long>(r.load_end.cores), ref.c_str());
+                  static_cast<long long>(r.load_end.cores), ref.c_str(), ref_glibc.c_str());
       std::fflush(stdout);
       first = false;
     }
