@@ -2,6 +2,7 @@
 
 #include "passlab/core/check.hpp"
 #include "passlab/io/hdf5.hpp"
+#include "passlab/io/result_file.hpp"
 #include "passlab/io/run_schema.hpp"
 
 namespace passlab::pipeline {
@@ -37,7 +38,9 @@ PretrainedSource open_pretrained(const std::filesystem::path& file, const std::s
     return s;
   }
   PASSLAB_CHECK(kind == rf::kDenseKind, IOError, "model.pretrained = " + file.string() + " has kind = " + kind);
-  const io::File complete = io::open_complete(file);  // a dense file still being written or failed is refused
+  // The sweep's notion of a usable result (io/result_file.hpp): a dense file still being written,
+  // failed, changed since its digest was written, or non-finite never starts another model.
+  const io::File complete = io::run_file::open_usable(file);
   PASSLAB_CHECK(complete.root().has(rf::kNormalization), IOError,
                 "model.pretrained = " + file.string() + " is a dense file written before passlab recorded its input (/" +
                     rf::kNormalization + "); train it again");

@@ -197,3 +197,26 @@ TEST_F(TransferFixture, RunFileStandsForItsDenseFile) {
   }
   EXPECT_THROW(pipeline::open_pretrained(source_file(), "resnet56"), IOError);
 }
+
+TEST_F(TransferFixture, ChangedSourceFileIsRefusedByItsDigest) {
+  // One weight changed after the commit, as silent corruption would: the digest no longer
+  // matches, and the file may not start another model.
+  const fs::path copy = dir_->path() / "changed_source.h5";
+  fs::copy_file(source_file(), copy, fs::copy_options::overwrite_existing);
+  {
+    io::File f = io::File::open(copy, io::Mode::read_write);
+    io::Dataset fc = f.root().open_group("weights").open_dataset("fc.bias");
+    std::vector<float> bias(static_cast<size_t>(fc.shape()[0]));
+    fc.read_rows<float>(0, bias.size(), bias.data());
+    bias[0] += 1.0f;
+    fc.write_rows<float>(0, bias.size(), bias.data());
+  }
+  try {
+    pipeline::open_pretrained(copy, "resnet20");
+    ADD_FAILURE() << "a changed dense file was accepted";
+  } catch (const IOError& e) {
+    EXPECT_NE(std::string(e.what()).find("content digest mismatch"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(copy.string()), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(pipeline::open_pretrained(source_file(), "resnet20"));
+}
