@@ -105,3 +105,40 @@ TEST(RankCount, OneTwoAndThreeRanksGiveTheSameResults) {
     EXPECT_NEAR(s.attr_double(rf::kTestLoss), bs.attr_double(rf::kTestLoss), 1e-3 * std::abs(bs.attr_double(rf::kTestLoss)));
   }
 }
+
+// The head stage (dense.mode = "head") on a run group of 2 ranks: the classifier trains on both
+// ranks' shares of each batch, and every backbone parameter and BatchNorm buffer of the dense
+// file is still bit for bit the source model's (no average over the ranks may touch them).
+TEST(RankCount, HeadStageOnTwoRanksLeavesEveryBackboneTensorBitIdentical) {
+  test::TempDir dir;
+  test::write_store(dir.path() / "tiny.h5", 120, 40);
+  const fs::path toml = dir.path() / "sweep.toml";
+  test::write_text(toml, test::tiny_sweep_toml(dir.path(), "methods = [\"random_uniform\"]\n"));
+  const Results source = run_group(toml, dir.path() / "source", 1);
+  ASSERT_FALSE(source.dense.empty());
+
+  const fs::path out = dir.path() / "head";
+  auto r = test::run_command("mpirun -np 2 --oversubscribe --bind-to none " + binary() + " run " + toml.string() +
+                             " --set dist.ranks_per_run=2 --set output.dir=" + out.string() + " --set model.pretrained=" +
+                             source.dense.string() + " --set 'dense.mode=\"head\"' --set dense.epochs=2 --set model.ghost_batch=8");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const fs::path head = only_file(out / "dense");
+  ASSERT_FALSE(head.empty());
+  io::File s = io::open_complete(source.dense), h = io::open_complete(head);
+  const io::NamedTensors before = io::read_tensors(s.root().open_group(rf::kWeights));
+  const io::NamedTensors after = io::read_tensors(h.root().open_group(rf::kWeights));
+  ASSERT_EQ(before.size(), after.size());
+  int backbone = 0, head_changed = 0;
+  for (size_t i = 0; i < before.size(); ++i) {
+    ASSERT_EQ(before[i].first, after[i].first);
+    if (before[i].first.rfind("fc.", 0) == 0) {
+      head_changed += !before[i].second.equal(after[i].second);
+      continue;
+    }
+    EXPECT_TRUE(before[i].second.equal(after[i].second)) << before[i].first << " changed in the head stage";
+    ++backbone;
+  }
+  EXPECT_GT(backbone, 60);           // every conv, BatchNorm weight, bias and buffer of resnet20
+  EXPECT_EQ(head_changed, 2) << r.output;  // fc.weight and fc.bias trained
+  EXPECT_EQ(h.root().attr_int(rf::kGroupSize), 2);
+}
