@@ -68,7 +68,14 @@ double forward_macs(const config::Config& t) {
 
 double estimate_cost(const config::Config& t, Task::Kind kind) {
   const double f = forward_macs(t), n = train_images(t);
-  if (kind == Task::Kind::dense) return 3.0 * f * n * double(t.dense.epochs);
+  if (kind == Task::Kind::dense) {
+    // A head epoch runs the frozen backbone forward only (no backward through it, the classifier
+    // is negligible): a third of a training epoch's forward + backward.
+    const bool head_only = t.dense.mode == "head";
+    const double full_epochs = head_only ? 0.0 : double(t.dense.epochs);
+    const double head_epochs = head_only ? double(t.dense.epochs) : double(t.dense.head_epochs);
+    return f * n * (3.0 * full_epochs + head_epochs);
+  }
   // Search (masked dense forward/backward) or regularisation phase (dense training), then
   // fine-tuning of the compact network.
   const config::MethodSpec& m = config::method_spec(t.prune.method);

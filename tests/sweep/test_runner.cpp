@@ -73,6 +73,14 @@ TEST(SweepPlan, OneDenseTaskPerModelAndDependencyOrder) {
   EXPECT_LT(at(0.5, "pass"), at(0.5, "random_uniform"));
   EXPECT_LT(at(0.5, "random_uniform"), at(0.3, "random_uniform"));
   EXPECT_LT(at(0.3, "pass"), at(0.3, "random_uniform"));
+  // A head stage runs the backbone forward only: a third of a training epoch per epoch.
+  auto head = plan.tasks[0].cfg;
+  const double full = sweep::estimate_cost(head, K::dense);
+  head.dense.mode = "head";
+  EXPECT_DOUBLE_EQ(sweep::estimate_cost(head, K::dense), full / 3);
+  head.dense.mode = "head_then_full";
+  head.dense.head_epochs = 3;
+  EXPECT_DOUBLE_EQ(sweep::estimate_cost(head, K::dense), full * (1 + 1.0 / double(head.dense.epochs)));
   // MACs of the estimate are the model's own count: resnet20 at 16 px, 1 channel.
   EXPECT_GT(sweep::forward_macs(base), 1e6);
   EXPECT_DOUBLE_EQ(sweep::train_images(base), 108.0);  // 120 train images, 10 % held out
