@@ -11,6 +11,7 @@
 #include "passlab/core/rng.hpp"
 #include "passlab/dist/communicator.hpp"
 #include "passlab/io/hdf5.hpp"
+#include "passlab/io/result_file.hpp"
 #include "passlab/io/run_schema.hpp"
 #include "passlab/models/ghost_batchnorm.hpp"
 #include "passlab/tensorio/tensor_h5.hpp"
@@ -148,7 +149,9 @@ PassSearch::PassSearch(models::PrunableNetwork& net, const config::Config& cfg, 
 }
 
 void PassSearch::init_from(const std::filesystem::path& run_file) {
-  io::File f = io::open_complete(run_file);
+  // The sweep's notion of a usable result (io/result_file.hpp): complete, schema-valid, its digest
+  // matching, finite; a changed or half-written run file never starts a search.
+  io::File f = io::run_file::open_usable(run_file);
   const auto& root = f.root();
   std::string arch = root.has_attr(rf::kArch) ? root.attr_string(rf::kArch) : "?";
   if (arch != cfg_.model.arch)

@@ -143,53 +143,58 @@ TEST_F(TaskFixture, BaselineRunFileHasNoHypernetwork) {
     EXPECT_EQ(f.root().read<int64_t>("keep/" + groups[g].name), truth.keep[g]) << groups[g].name;
 }
 
-TEST_F(TaskFixture, TransferStartReproducesSourceMasksBeforeAnyStep) {
+TEST_F(TaskFixture, TransferStartReproducesTheSourcePlanBeforeAnyStep) {
+  // A real PASS run file (the budget from step 0, so that its search moves the masks away from a
+  // fresh start's) starts the search of another seed: before any step, that search allocates
+  // exactly the channels the file kept.
   auto cfg = tiny_config(dir_->path(), "pass");
-  // The budget from step 0, so that A's 8 steps move its masks away from a fresh start's (with the
-  // target annealed over half of 8 steps they may still keep every channel).
   cfg.search.target_anneal = 0;
+  auto comm = dist::make_communicator("mpi", runtime());
+  pipeline::run_prune_task(cfg, runtime(), *comm);
+  const fs::path source = pipeline::run_path(cfg);
+  io::File f = io::open_complete(source);
+  auto keep = f.root().open_group("keep");
+
   auto store = data::Store::open(dir_->path() / "tiny.h5");
   auto dense = models::make_model("resnet20", 4, 1, 16);
   models::load_weights(*dense, pipeline::dense_path(cfg));
   pass::InputGeometry geo{1, 16, store->info().mean, store->info().std};
-  pass::PassSearch a(*dense, cfg, geo);
-  auto splits = data::open_splits(cfg.data, cfg.resolved_store());
-  auto lo = data::loader_options(cfg.data, store->info(), true, 32, 1, 0, 1);
-  data::Loader loader(splits.train, lo);
-  auto comm = dist::make_communicator("mpi", runtime());
-  a.run(loader, *comm, pass::PassSearch::trainer_options(cfg, c10::Device(c10::kCPU), "search", {}));
-  auto source = dir_->path() / "source.h5";
+  cfg.experiment.seed = 99;  // a different seed: B starts elsewhere unless transfer works
+  pass::PassSearch fresh(*dense, cfg, geo), b(*dense, cfg, geo);
+  b.init_from(source);
+  const auto plan = b.allocate(), fresh_plan = fresh.allocate();
+  const auto& groups = dense->groups();
+  ASSERT_EQ(plan.keep.size(), groups.size());
+  bool fresh_differs = false;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    EXPECT_EQ(plan.keep[g], keep.read<int64_t>(groups[g].name)) << groups[g].name;
+    fresh_differs |= fresh_plan.keep[g] != plan.keep[g];
+  }
+  EXPECT_TRUE(fresh_differs) << "a fresh search of seed 99 already allocates the file's plan: the test shows nothing";
+
+  // A file that is not a usable result (here: search state written by hand, no digest or
+  // schema) is refused, naming the file.
+  const fs::path by_hand = dir_->path() / "by_hand.h5";
   {
-    io::AtomicWriter w(source);
+    io::AtomicWriter w(by_hand);
     w.root().set_attr("arch", "resnet20");
-    a.save(w.root());
+    b.save(w.root());
     w.commit();
   }
-  cfg.experiment.seed = 99;  // a different seed: B starts elsewhere unless transfer works
-  pass::PassSearch b(*dense, cfg, geo);
-  EXPECT_NE(pass::masks_hash(b.masks()), pass::masks_hash(a.masks()));
-  b.init_from(source);
-  auto ma = a.masks(), mb = b.masks();
-  ASSERT_EQ(ma.size(), mb.size());
-  for (size_t g = 0; g < ma.size(); ++g) {
-    ASSERT_EQ(ma[g].defined(), mb[g].defined());
-    if (ma[g].defined()) {
-      EXPECT_TRUE(torch::equal(ma[g], mb[g])) << "group " << g;
-    }
-  }
-  auto sa = a.scores(), sb = b.scores();
-  for (size_t g = 0; g < sa.size(); ++g) {
-    if (sa[g].defined()) {
-      EXPECT_TRUE(torch::allclose(sa[g], sb[g])) << "group " << g;
-    }
+  pass::PassSearch c(*dense, cfg, geo);
+  try {
+    c.init_from(by_hand);
+    ADD_FAILURE() << "a file that is not a usable result started a search";
+  } catch (const IOError& e) {
+    EXPECT_NE(std::string(e.what()).find(by_hand.string() + " is not a usable result"), std::string::npos) << e.what();
   }
 
   // Another architecture is refused, naming the file.
   cfg.model.arch = "resnet56";
   auto other = models::make_model("resnet56", 4, 1, 16);
-  pass::PassSearch c(*other, cfg, geo);
+  pass::PassSearch d(*other, cfg, geo);
   try {
-    c.init_from(source);
+    d.init_from(source);
     FAIL();
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("run of arch resnet20, this task is resnet56"), std::string::npos) << e.what();
