@@ -1,4 +1,5 @@
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <set>
 
@@ -64,6 +65,12 @@ Command add_run_command(CLI::App& app) {
                 std::printf("hand-out order (longest critical path first): %s%s\n", order.c_str(),
                             order.size() >= 400 ? ", ..." : "");
                 std::printf("estimated work: %.3g MAC (3 x forward MACs x images, every stage of every task)\n", work);
+                std::map<std::string, const config::Config*> stores;  // one task per distinct store
+                for (auto& t : plan.tasks) stores.emplace(t.cfg.resolved_store(), &t.cfg);
+                for (auto& [store, cfg] : stores)
+                  if (!sweep::store_readable(*cfg))
+                    std::printf("store %s is not readable here: its tasks' estimates assume %.0f training images\n", store.c_str(),
+                              sweep::kAssumedTrainImages);
                 std::printf("dry run: the configuration is valid and plans %zu tasks.\n", tasks.size());
               }
               return 0;

@@ -14,8 +14,9 @@ namespace passlab::sweep {
 namespace {
 
 struct StoreShape {
-  double train = 50000;
+  double train = kAssumedTrainImages;
   int64_t side = 0, channels = 0;
+  bool readable = false;
 };
 
 StoreShape store_shape(const config::Config& t) {
@@ -27,6 +28,7 @@ StoreShape store_shape(const config::Config& t) {
       s.train = double(shape[0]);
       s.side = static_cast<int64_t>(shape[1]);
       s.channels = static_cast<int64_t>(shape[3]);
+      s.readable = true;
     }
   } catch (const std::exception& e) {
     PL_DEBUG("plan: store {} not readable here ({}); estimates assume defaults", t.resolved_store(), e.what());
@@ -35,6 +37,8 @@ StoreShape store_shape(const config::Config& t) {
 }
 
 }  // namespace
+
+bool store_readable(const config::Config& t) { return store_shape(t).readable; }
 
 double train_images(const config::Config& t) {
   StoreShape s = store_shape(t);

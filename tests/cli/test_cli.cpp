@@ -43,6 +43,11 @@ TEST(Cli, DryRunPlansQuickstart) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_HAS(r.output, "plans 6 tasks");
   EXPECT_HAS(r.output, "l1_global");
+  // A store that is not here (the quickstart prepares its own): the estimate says what it assumed.
+  auto missing = cli("run " + (test::source_dir() / "experiments/quickstart.toml").string() +
+                     " --dry-run --set data.root=\"/nonexistent\"");
+  EXPECT_EQ(missing.exit_code, 0) << missing.output;
+  EXPECT_HAS(missing.output, "is not readable here: its tasks' estimates assume 50000 training images");
 }
 
 TEST(Cli, BadConfigExitsTwoNamingFileKeyAndAllowed) {

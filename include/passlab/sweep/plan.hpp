@@ -36,9 +36,12 @@ struct Plan {
 
 // MACs of one forward pass of `arch` on one image (the model is built once per distinct shape).
 double forward_macs(const config::Config& task);
-// Images per epoch of the task's training split (data.limit_train or the store's count; 50000
-// when the store is not readable here).
+// Images per epoch of the task's training split (data.limit_train or the store's count;
+// kAssumedTrainImages when the store is not readable here).
+inline constexpr double kAssumedTrainImages = 50000;
 double train_images(const config::Config& task);
+// Whether the task's store is readable here (else its estimates assume kAssumedTrainImages).
+bool store_readable(const config::Config& task);
 // cost = 3 × forward MACs (forward + backward) × images seen, for every stage of the task.
 double estimate_cost(const config::Config& task, Task::Kind kind);
 
