@@ -163,6 +163,17 @@ def log_of(d):
     return "\n".join(p.read_text(errors="replace") for p in sorted(d.glob("*.out")))
 
 
+def submit_one_rank(env, cfg, output):
+    """node.sbatch on one rank, not waited for; returns the job id."""
+    r = submit(env, "--ntasks-per-node=1", f"--output={output}", SUBMIT.parent / "node.sbatch", cfg)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout.strip().split(";")[0]
+
+
+def started(out, task):
+    return ("start", task) in [(e, i) for _, e, i in journal(out)]
+
+
 def test_node_template_two_ranks_srun_pmix(slurm, store, tmp_path):
     cfg, out, order = make_sweep(tmp_path, store, ["pass", "l1_global", "random_uniform"], [0])
     env = job_env(slurm)
@@ -215,11 +226,9 @@ def test_preemption_usr1_requeues_and_finishes(slurm, store, tmp_path):
     go1, go2 = tmp_path / "go1", tmp_path / "go2"
     # p1 runs while the job is signalled; p2 cannot start before the job has been requeued.
     env = job_env(slurm, PASSLAB_TEST_HOLD_TASK=f"{p1}={go1},{p2}={go2}", PASSLAB_STOP_GRACE=20)
-    r = submit(env, "--ntasks-per-node=1", f"--output={tmp_path}/%x-%j.out", SUBMIT.parent / "node.sbatch", cfg)
-    assert r.returncode == 0, r.stdout + r.stderr
-    job = r.stdout.strip().split(";")[0]
+    job = submit_one_rank(env, cfg, f"{tmp_path}/%x-%j.out")
     try:
-        wait_for(f"task {p1} to start", lambda: ("start", p1) in [(e, i) for _, e, i in journal(out)], 90)
+        wait_for(f"task {p1} to start", lambda: started(out, p1), 90)
         first = [x for x in journal(out)]
         holder1 = next(h for h, e, i in first if i == p1 and e == "start")
         s = subprocess.run(["timeout", "20", "scancel", "--signal=USR1", "--batch", job], env=env,
@@ -292,11 +301,9 @@ def test_scancel_sigterm_checkpoints_and_a_relaunch_resumes(slurm, store, tmp_pa
     # The dense task waits for `go`; the signal arrives while it waits, so its training stops
     # at its first step with a checkpoint.
     env = job_env(slurm, PASSLAB_TEST_HOLD_TASK=f"{dense}={go}", PASSLAB_NO_REQUEUE=1)
-    r = submit(env, "--ntasks-per-node=1", f"--output={tmp_path}/first-%j.out", SUBMIT.parent / "node.sbatch", cfg)
-    assert r.returncode == 0, r.stdout + r.stderr
-    job = r.stdout.strip().split(";")[0]
+    job = submit_one_rank(env, cfg, f"{tmp_path}/first-%j.out")
     try:
-        wait_for(f"task {dense} to start", lambda: ("start", dense) in [(e, i) for _, e, i in journal(out)], 90)
+        wait_for(f"task {dense} to start", lambda: started(out, dense), 90)
         s = subprocess.run(["timeout", "20", "scancel", job], env=env, capture_output=True, text=True)
         assert s.returncode == 0, s.stdout + s.stderr
         # The batch script also gets SIGTERM and forwards SIGUSR1 through srun; whichever reaches
