@@ -14,9 +14,12 @@
 #     requeued: relaunch it. SIGTERM to the srun process itself is not a stop request: srun
 #     answers it by killing the step's tasks at once ("srun: forcing job termination"); the
 #     relaunch resumes the stage from its last periodic checkpoint.
+#   * exit 4 (a collective timed out: a rank died or hung) requeues the job too, while it has
+#     been restarted fewer than PASSLAB_TIMEOUT_REQUEUES times (default 2).
 # Environment: PASSLAB_ROOT (checkout; default $SLURM_SUBMIT_DIR), PASSLAB_BIN (default
 # $PASSLAB_ROOT/build/passlab), PASSLAB_RANKS_PER_RUN (ranks per task; default the config's),
-# PASSLAB_SRUN_ARGS (extra srun arguments), PASSLAB_STOP_GRACE, PASSLAB_NO_REQUEUE=1, and the
+# PASSLAB_SRUN_ARGS (extra srun arguments), PASSLAB_STOP_GRACE, PASSLAB_NO_REQUEUE=1,
+# PASSLAB_TIMEOUT_REQUEUES, and the
 # site file PASSLAB_SITE (default $PASSLAB_ROOT/slurm/site.env, if present; see
 # slurm/site.env.example): sourced here for PASSLAB_MODULES (`module load`ed), PASSLAB_SETUP
 # (a shell line run before srun) and the variables above. Its resources are applied at submission
@@ -123,5 +126,19 @@ echo "passlab: step exited with $passlab_rc"
 if [ "$passlab_rc" = 75 ] || [ "$passlab_stopping" = 1 ]; then
   passlab_requeue
   exit 0
+fi
+# Exit 4: a collective timed out (a rank died or hung, often a node fault) and the job was aborted;
+# no task is blamed and a relaunch resumes from the checkpoints. Requeue, but only while the job has
+# been restarted fewer than PASSLAB_TIMEOUT_REQUEUES times, so that a hang that repeats ends the job.
+passlab_timeout_requeues="${PASSLAB_TIMEOUT_REQUEUES:-2}"
+if [ "$passlab_rc" = 4 ]; then
+  if [ "${SLURM_RESTART_COUNT:-0}" -lt "$passlab_timeout_requeues" ]; then
+    echo "passlab: a collective timed out (exit 4: a rank died or hung); requeueing" \
+         "(restart $(( ${SLURM_RESTART_COUNT:-0} + 1 )) of at most $passlab_timeout_requeues, PASSLAB_TIMEOUT_REQUEUES)"
+    passlab_requeue
+    exit 0
+  fi
+  echo "passlab: a collective timed out (exit 4) after ${SLURM_RESTART_COUNT:-0} restart(s)" \
+       "(PASSLAB_TIMEOUT_REQUEUES=$passlab_timeout_requeues): not requeued"
 fi
 exit "$passlab_rc"

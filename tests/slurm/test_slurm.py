@@ -337,6 +337,35 @@ def test_scancel_sigterm_checkpoints_and_a_relaunch_resumes(slurm, store, tmp_pa
     check_results(out, ids)
 
 
+def test_timeout_exit_requeues_a_bounded_number_of_times(slurm, store, tmp_path):
+    """Exit 4 (a collective timed out: a rank died or hung) requeues the job while it has been
+    restarted fewer than PASSLAB_TIMEOUT_REQUEUES times, then ends it with 4. The step is a
+    stand-in for passlab that exits 4 at once (a real hang takes dist.timeout_s)."""
+    cfg, out, order = make_sweep(tmp_path, store, ["random_uniform"], [0])
+    fake = tmp_path / "passlab-exits-4"
+    fake.write_text("#!/bin/sh\necho \"stand-in run $SLURM_RESTART_COUNT\" >&2\nexit 4\n")
+    fake.chmod(0o755)
+    env = job_env(slurm, PASSLAB_TIMEOUT_REQUEUES=1)
+    env["PASSLAB_BIN"] = str(fake)
+    job = submit_one_rank(env, cfg, f"{tmp_path}/%x-%j.out")
+    try:
+        def ended():
+            rec = job_fields(env, job)
+            # A requeued job waits ~2 min before it may start again: start it at once.
+            if rec and rec[0].get("JobState") == "PENDING" and int(rec[0].get("Restarts", "0")) >= 1:
+                subprocess.run(["timeout", "20", "scontrol", "update", f"JobId={job}", "StartTime=now"], env=env,
+                               capture_output=True)
+            return rec and rec[0].get("JobState") in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT") and rec[0]
+        rec = wait_for("the job to end for good", ended, 120, poll=1)
+    finally:
+        subprocess.run(["timeout", "20", "scancel", job], env=env, capture_output=True)
+    log = log_of(tmp_path)
+    assert int(rec["Restarts"]) == 1, f"{rec}\n{log}"
+    assert rec["JobState"] == "FAILED" and rec["ExitCode"] == "4:0", f"{rec}\n{log}"
+    assert "requeueing (restart 1 of at most 1, PASSLAB_TIMEOUT_REQUEUES)" in log, log
+    assert "a collective timed out (exit 4) after 1 restart(s) (PASSLAB_TIMEOUT_REQUEUES=1): not requeued" in log, log
+
+
 def test_step_launch_failure_fails_the_job(slurm, store, tmp_path):
     """srun (22.05) exits 0 when its tasks fail to launch; the template must not report that as
     a finished sweep. A launch failure is provoked by occupying the PMIx socket path of the next
