@@ -5,12 +5,16 @@
 #include <cstdlib>
 #include <string>
 
-// Where the reference scripts and the project's Python are (bench/CMakeLists.txt sets both).
+// Where the reference scripts and the project's Python are, and passlab's allocator (tcmalloc;
+// empty when the build has none): bench/CMakeLists.txt sets them.
 #ifndef PASSLAB_BENCH_SOURCE_DIR
 #define PASSLAB_BENCH_SOURCE_DIR "."
 #endif
 #ifndef PASSLAB_BENCH_PYTHON
 #define PASSLAB_BENCH_PYTHON "python3"
+#endif
+#ifndef PASSLAB_BENCH_TCMALLOC
+#define PASSLAB_BENCH_TCMALLOC ""
 #endif
 
 namespace passlab::bench {
@@ -26,6 +30,13 @@ inline std::string run_capture(const std::string& cmd) {
   while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
   pclose(p);
   return out;
+}
+
+// A shell prefix that runs a reference script with passlab's allocator preloaded, so that it and
+// passlab allocate alike; "" when the build has no tcmalloc.
+inline std::string tcmalloc_preload() {
+  const std::string lib = PASSLAB_BENCH_TCMALLOC;
+  return lib.empty() ? "" : "LD_PRELOAD=" + lib + " ";
 }
 
 // The number after "key": in `json`; -1 when the key is absent.

@@ -41,10 +41,6 @@
 #include "passlab/prune/slice.hpp"
 #include "passlab/prune/speedup.hpp"
 
-#ifndef PASSLAB_BENCH_TCMALLOC
-#define PASSLAB_BENCH_TCMALLOC ""
-#endif
-
 using namespace passlab;
 
 namespace {
@@ -166,9 +162,9 @@ int main(int argc, char** argv) {
       // Python process gets; at 224 px its page faults on every pass cost PyTorch ~20 %).
       auto torch_timing = [&](bool tcmalloc, bool profile) -> std::string {
         if (!torch_ref || !dev.is_cpu()) return "null";
-        if (tcmalloc && std::string(PASSLAB_BENCH_TCMALLOC).empty()) return "null";
+        if (tcmalloc && bench::tcmalloc_preload().empty()) return "null";
         std::ostringstream cmd;
-        if (tcmalloc) cmd << "LD_PRELOAD=" << PASSLAB_BENCH_TCMALLOC << " ";
+        if (tcmalloc) cmd << bench::tcmalloc_preload();
         cmd << python << " " << PASSLAB_BENCH_SOURCE_DIR << "/bench/prune_speedup_ref.py --dense " << dense_h5
             << " --compact " << compact_h5 << " --size " << s << " --batch " << batch << " --threads " << threads
             << " --rounds " << rounds << " --max-warmup " << max_warmup << " --form " << prune::to_string(r.form)

@@ -48,10 +48,6 @@
 #include "passlab/models/ghost_batchnorm.hpp"
 #include "passlab/train/trainer.hpp"
 
-#ifndef PASSLAB_BENCH_TCMALLOC
-#define PASSLAB_BENCH_TCMALLOC ""
-#endif
-
 using namespace passlab;
 using Clock = std::chrono::steady_clock;
 
@@ -171,7 +167,7 @@ double pytorch_ips(const ModelCase& m, int64_t batch, int threads, int warmup, i
                    const Setup& setup, std::string* raw) {
   const char* py = std::getenv("PASSLAB_PYTHON");
   std::ostringstream cmd;
-  if (tcmalloc) cmd << "LD_PRELOAD=" << PASSLAB_BENCH_TCMALLOC << " ";
+  if (tcmalloc) cmd << bench::tcmalloc_preload();
   cmd << (py && *py ? py : PASSLAB_BENCH_PYTHON) << " " << PASSLAB_BENCH_SOURCE_DIR << "/bench/train_throughput_ref.py"
       << " --arch " << m.arch << " --in-ch " << m.in_ch << " --size " << m.size << " --stem " << m.stem
       << " --batch " << batch << " --threads " << threads << " --steps " << steps << " --warmup " << warmup

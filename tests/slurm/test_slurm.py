@@ -16,7 +16,6 @@ import collections
 import os
 import pathlib
 import re
-import signal
 import socket
 import subprocess
 import time
@@ -174,6 +173,21 @@ def started(out, task):
     return ("start", task) in [(e, i) for _, e, i in journal(out)]
 
 
+def ended(env, job, start_requeued=False):
+    """The job's record once it has ended, else None. start_requeued: a requeued job waits ~2 min
+    before it may start again; start it at once, but only when no slurmstepd of its previous launch
+    is left (as after those 2 min)."""
+    rec = job_fields(env, job)
+    if not rec:
+        return None
+    if start_requeued and rec[0].get("JobState") == "PENDING":
+        stepds = subprocess.run(["pgrep", "-f", rf"^slurmstepd: \[{job}\."], capture_output=True).stdout
+        if not stepds.strip():
+            subprocess.run(["timeout", "20", "scontrol", "update", f"JobId={job}", "StartTime=now"], env=env,
+                           capture_output=True)
+    return rec[0] if rec[0].get("JobState") in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT") else None
+
+
 def test_node_template_two_ranks_srun_pmix(slurm, store, tmp_path):
     cfg, out, order = make_sweep(tmp_path, store, ["pass", "l1_global", "random_uniform"], [0])
     env = job_env(slurm)
@@ -250,16 +264,7 @@ def test_preemption_usr1_requeues_and_finishes(slurm, store, tmp_path):
         stamps = {p: p.stat().st_mtime_ns for p in (dense_file, p1_file) if p.exists()}
         go2.touch()
 
-        def finished():
-            rec = job_fields(env, job)
-            # A requeued job waits ~2 min before it may start again; start it at once, but only when
-            # no slurmstepd of its first launch is left (as after those 2 min).
-            stepds = subprocess.run(["pgrep", "-f", rf"^slurmstepd: \[{job}\."], capture_output=True).stdout
-            if rec and rec[0].get("JobState") == "PENDING" and not stepds.strip():
-                subprocess.run(["timeout", "20", "scontrol", "update", f"JobId={job}", "StartTime=now"], env=env,
-                               capture_output=True)
-            return rec and rec[0].get("JobState") in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT") and rec[0]
-        rec = wait_for("the requeued job to finish", finished, 120, poll=1)
+        rec = wait_for("the requeued job to finish", lambda: ended(env, job, start_requeued=True), 120, poll=1)
     finally:
         go1.touch()
         go2.touch()
@@ -311,11 +316,7 @@ def test_scancel_sigterm_checkpoints_and_a_relaunch_resumes(slurm, store, tmp_pa
         logged = re.compile(r"stop requested: SIG(TERM|USR1) received")
         wait_for("the rank to log the signal", lambda: logged.search(log_of(tmp_path)), 30)
         go.touch()
-
-        def ended():
-            rec = job_fields(env, job)
-            return rec and rec[0].get("JobState") in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT") and rec[0]
-        wait_for("the job to end", ended, 90, poll=1)
+        wait_for("the job to end", lambda: ended(env, job), 90, poll=1)
         wait_for("the batch script's last line", lambda: "passlab: step exited with" in log_of(tmp_path), 30)
     finally:
         go.touch()
@@ -349,14 +350,7 @@ def test_timeout_exit_requeues_a_bounded_number_of_times(slurm, store, tmp_path)
     env["PASSLAB_BIN"] = str(fake)
     job = submit_one_rank(env, cfg, f"{tmp_path}/%x-%j.out")
     try:
-        def ended():
-            rec = job_fields(env, job)
-            # A requeued job waits ~2 min before it may start again: start it at once.
-            if rec and rec[0].get("JobState") == "PENDING" and int(rec[0].get("Restarts", "0")) >= 1:
-                subprocess.run(["timeout", "20", "scontrol", "update", f"JobId={job}", "StartTime=now"], env=env,
-                               capture_output=True)
-            return rec and rec[0].get("JobState") in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT") and rec[0]
-        rec = wait_for("the job to end for good", ended, 120, poll=1)
+        rec = wait_for("the job to end for good", lambda: ended(env, job, start_requeued=True), 120, poll=1)
     finally:
         subprocess.run(["timeout", "20", "scancel", job], env=env, capture_output=True)
     log = log_of(tmp_path)
