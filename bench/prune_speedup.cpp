@@ -2,7 +2,9 @@
 // the training form (BatchNorm layers) and the folded inference form (models/fold.hpp), with
 // PyTorch's timing of the same exported networks beside passlab's (bench/prune_speedup_ref.py,
 // analysis/load_pruned.py): "torch" with passlab's allocator (tcmalloc) preloaded, "torch_glibc"
-// with glibc malloc. Random-initialised weights with l1_global plans: the speed-up
+// with glibc malloc; "torch.torchscript" times, in that same tcmalloc process, the TorchScript files
+// analysis/load_pruned.save_torchscript writes (the form a user deploys, no Python dispatch per
+// module). Random-initialised weights with l1_global plans: the speed-up
 // depends only on the kept widths. Prints JSON.
 //
 //   bench_prune_speedup [--threads 2] [--batch 8] [--size 224] [--rounds 7] [--max-warmup 10]
@@ -168,7 +170,7 @@ int main(int argc, char** argv) {
         cmd << python << " " << PASSLAB_BENCH_SOURCE_DIR << "/bench/prune_speedup_ref.py --dense " << dense_h5
             << " --compact " << compact_h5 << " --size " << s << " --batch " << batch << " --threads " << threads
             << " --rounds " << rounds << " --max-warmup " << max_warmup << " --form " << prune::to_string(r.form)
-            << (profile ? " --profile" : "") << " 2>/dev/null";
+            << (tcmalloc ? " --torchscript" : "") << (profile ? " --profile" : "") << " 2>/dev/null";
         const std::string out = bench::run_capture(cmd.str());
         const double ts = bench::json_number(out, "speedup"), tc = bench::json_number(out, "compact_ms");
         if (!(ts > 0)) return "{\"error\": \"prune_speedup_ref.py printed no result\"}";
@@ -177,6 +179,15 @@ int main(int argc, char** argv) {
            << bench::json_number(out, "dense_ms") << ", \"compact_ms\": " << tc << ", \"speedup\": " << ts
            << ", \"spread\": " << bench::json_number(out, "spread")
            << ", \"compact_ms_passlab_over_torch\": " << (tc > 0 ? r.compact_median_ms / tc : -1);
+        // The TorchScript files of the same networks, timed in the same Python process (no
+        // per-module Python dispatch): the form a user deploys.
+        if (const auto ts = out.find("\"torchscript\": "); ts != std::string::npos) {
+          const std::string script = out.substr(ts);
+          const double sc = bench::json_number(script, "compact_ms");
+          js << ", \"torchscript\": {\"dense_ms\": " << bench::json_number(script, "dense_ms") << ", \"compact_ms\": " << sc
+             << ", \"speedup\": " << bench::json_number(script, "speedup") << ", \"spread\": " << bench::json_number(script, "spread")
+             << ", \"compact_ms_passlab_over_torchscript\": " << (sc > 0 ? r.compact_median_ms / sc : -1) << "}";
+        }
         // The profile is the last key of the script's one-line JSON object: copied as it is.
         const auto at = out.find("\"profile\": "), end = out.rfind('}');
         if (profile && at != std::string::npos && end != std::string::npos && end > at)

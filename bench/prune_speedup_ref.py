@@ -8,6 +8,9 @@ then interleaved rounds (dense first in even rounds), the speed-up the median pe
 
     prune_speedup_ref.py --dense d.h5 --compact c.h5 --size 224 --batch 8 --threads 2 --rounds 7 --form folded
 prints one JSON line: {"form", "dense_ms", "compact_ms", "speedup", "spread", "rounds", "warmup_passes"}.
+With --torchscript, also "torchscript": the same keys for the TorchScript files that
+analysis/load_pruned.save_torchscript writes (loaded back with torch.jit.load), timed the same way
+in the same process: the form a user deploys, without Python's per-module dispatch.
 With --profile, also "profile": where the time goes, per conv and linear layer (forward hooks,
 over --profile-passes passes: the median, and the minimum, which a busy machine only ever raises)
 of both networks, their times, their MACs per image, and "other" (everything outside those
@@ -19,13 +22,14 @@ import argparse
 import json
 import pathlib
 import sys
+import tempfile
 import time
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from analysis.load_pruned import fold_batchnorm, load_pruned  # noqa: E402
+from analysis.load_pruned import fold_batchnorm, load_pruned, save_torchscript  # noqa: E402
 
 
 def time_ms(model, x):
@@ -119,6 +123,31 @@ def profile_table(prof, suffix="_min") -> str:
     return "\n".join(lines)
 
 
+def interleaved(dense, compact, x, a) -> dict:
+    """Warm-up until stable, then interleaved rounds; the median per-round ratio and its spread."""
+    warm = ([], [])
+    passes = 0
+    while passes < a.max_warmup:
+        warm[0].append(time_ms(dense, x))
+        warm[1].append(time_ms(compact, x))
+        passes += 1
+        if passes >= a.min_warmup and stable(warm[0]) and stable(warm[1]):
+            break
+    d, c = [], []
+    for i in range(a.rounds):
+        if i % 2 == 0:
+            d.append(time_ms(dense, x))
+            c.append(time_ms(compact, x))
+        else:
+            c.append(time_ms(compact, x))
+            d.append(time_ms(dense, x))
+    ratios = np.asarray(d) / np.asarray(c)
+    med = float(np.quantile(ratios, 0.5))
+    return {"dense_ms": float(np.median(d)), "compact_ms": float(np.median(c)), "speedup": med,
+            "spread": float((np.quantile(ratios, 0.75) - np.quantile(ratios, 0.25)) / med),
+            "rounds": a.rounds, "warmup_passes": passes}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dense", required=True)
@@ -130,6 +159,8 @@ def main():
     ap.add_argument("--min-warmup", type=int, default=3)
     ap.add_argument("--max-warmup", type=int, default=30)
     ap.add_argument("--form", choices=["training", "folded", "folded_channels_last"], default="folded")
+    ap.add_argument("--torchscript", action="store_true",
+                    help='also time the TorchScript files save_torchscript writes ("torchscript" in the JSON)')
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--profile-passes", type=int, default=5)
     ap.add_argument("--profile-table", action="store_true", help="with --profile: the per-stage table on stderr")
@@ -148,28 +179,15 @@ def main():
         x = x.contiguous(memory_format=torch.channels_last)
     dense, compact = nets
     with torch.no_grad():
-        warm = ([], [])
-        passes = 0
-        while passes < a.max_warmup:
-            warm[0].append(time_ms(dense, x))
-            warm[1].append(time_ms(compact, x))
-            passes += 1
-            if passes >= a.min_warmup and stable(warm[0]) and stable(warm[1]):
-                break
-        d, c = [], []
-        for i in range(a.rounds):
-            if i % 2 == 0:
-                d.append(time_ms(dense, x))
-                c.append(time_ms(compact, x))
-            else:
-                c.append(time_ms(compact, x))
-                d.append(time_ms(dense, x))
+        result = {"form": a.form, **interleaved(dense, compact, x, a)}
+        if a.torchscript:
+            # The deployable form: each network written by save_torchscript and loaded back with
+            # torch.jit.load, as a user would, then timed the same way.
+            with tempfile.TemporaryDirectory() as tmp:
+                scripts = [torch.jit.load(str(save_torchscript(m, pathlib.Path(tmp) / f"{k}.pt", x)))
+                           for k, m in (("dense", dense), ("compact", compact))]
+            result["torchscript"] = interleaved(*scripts, x, a)
         prof = profile(dense, compact, x, a.profile_passes) if a.profile else None
-    ratios = np.asarray(d) / np.asarray(c)
-    med = float(np.quantile(ratios, 0.5))
-    result = {"form": a.form, "dense_ms": float(np.median(d)), "compact_ms": float(np.median(c)),
-              "speedup": med, "spread": float((np.quantile(ratios, 0.75) - np.quantile(ratios, 0.25)) / med),
-              "rounds": a.rounds, "warmup_passes": passes}
     if prof is not None:
         result["profile"] = prof
         if a.profile_table:

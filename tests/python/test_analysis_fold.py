@@ -1,7 +1,11 @@
 """analysis/load_pruned.py's inference form: fold_batchnorm's output equals the unfolded eval-mode
 module's (the truth), for each architecture family, also in channels-last; the TorchScript file of
 save_torchscript, loaded back with torch.jit.load alone, gives the unfolded module's output too.
-BatchNorm statistics and affine parameters are randomised so that the fold is not an identity."""
+BatchNorm statistics and affine parameters are randomised so that the fold is not an identity.
+Every residual addition of the folded module sums in place (as torchvision's eager blocks and
+passlab's fold.cpp do), counted against each architecture's residual blocks by hand, and the
+caller's input is never overwritten."""
+import operator
 import pathlib
 import sys
 
@@ -15,6 +19,10 @@ from analysis import models  # noqa: E402
 from analysis.load_pruned import fold_batchnorm, save_torchscript  # noqa: E402
 
 CASES = [("resnet20", "cifar", 16), ("resnet18", "imagenet", 32), ("vgg11_bn", "cifar", 32), ("mobilenet_v2", "cifar", 16)]
+# Residual additions per architecture, by hand: ResNet-20 3 stages x 3 blocks; ResNet-18 4 x 2;
+# VGG none; MobileNetV2 one per repeated inverted-residual block, sum of (n - 1) over its settings
+# (n = 1, 2, 3, 4, 3, 3, 1) = 10.
+RESIDUAL_ADDS = {"resnet20": 9, "resnet18": 8, "vgg11_bn": 0, "mobilenet_v2": 10}
 
 
 def randomised(arch, stem):
@@ -45,7 +53,11 @@ def test_folded_output_equals_unfolded(arch, stem, size):
         for channels_last in (False, True):
             folded = fold_batchnorm(m, channels_last=channels_last)
             assert not any(isinstance(k, nn.BatchNorm2d) for k in folded.modules())
+            adds = [n.target for n in folded.graph.nodes if n.target in (operator.add, operator.iadd, torch.add)]
+            assert adds == [operator.iadd] * RESIDUAL_ADDS[arch], (arch, adds)
+            x_before = x.clone()
             assert close(folded(x), want), (arch, channels_last)
+            assert torch.equal(x, x_before), "the folded module overwrote its input"
     # The source module is untouched (still has its BatchNorms, same output).
     assert any(isinstance(k, nn.BatchNorm2d) for k in m.modules())
     with torch.no_grad():
