@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Prepares the transfer benchmark (docs/transfer.md) from Debian's Fashion-MNIST (no downloads):
-#   data/fashion_mnist_source.h5   classes 0-5, as they are
-#   data/fashion_mnist_target.h5   classes 6-9 relabelled 0-3, inverted (v -> 255 - v)
+#   data/fashion_mnist_source.h5   classes 1,3,5,7,8,9 (Trouser, Dress, Sandal, Sneaker, Bag,
+#                                  Ankle boot), as they are
+#   data/fashion_mnist_target.h5   classes 0,2,4,6 (T-shirt/top, Pullover, Coat, Shirt) relabelled
+#                                  0-3, inverted (v -> 255 - v), few-shot: the first 300 training
+#                                  images of each class (the test split whole)
 #   weights/fashion_mnist_source_resnet20.h5   the source model, trained by
 #                                              experiments/fashion_mnist_transfer_source.toml
 # then experiments/fashion_mnist_transfer.toml runs on them. Extra arguments go to the source
@@ -13,9 +16,10 @@ passlab=${PASSLAB_BIN:-build/passlab}
 mpirun=(${PASSLAB_MPIRUN:-mpirun -np 2 --oversubscribe})
 
 mkdir -p data weights
-[ -f data/fashion_mnist_source.h5 ] || "$passlab" prepare fashion-mnist --classes 0,1,2,3,4,5 --out data/fashion_mnist_source.h5
+[ -f data/fashion_mnist_source.h5 ] ||
+  "$passlab" prepare fashion-mnist --classes 1,3,5,7,8,9 --out data/fashion_mnist_source.h5
 [ -f data/fashion_mnist_target.h5 ] ||
-  "$passlab" prepare fashion-mnist --classes 6,7,8,9 --shift invert --out data/fashion_mnist_target.h5
+  "$passlab" prepare fashion-mnist --classes 0,2,4,6 --shift invert --train-per-class 300 --out data/fashion_mnist_target.h5
 
 weights=weights/fashion_mnist_source_resnet20.h5
 if [ ! -f "$weights" ]; then

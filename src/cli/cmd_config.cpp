@@ -18,10 +18,7 @@ Command add_config_command(CLI::App& app) {
   auto* sub = app.add_subcommand("config", "Print a resolved config as canonical TOML (with its ids), or the schema");
   sub->add_option("config", o->path, "Experiment TOML");
   // One assignment per --set: `--set a=1 b=2` would otherwise take b=2 as a second value.
-  sub->add_option("--set", o->sets, "Override a key: section.key=value (repeatable, one each)")
-      ->expected(1)
-      ->allow_extra_args(false)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  add_set_option(sub, o->sets, "of the config");
   sub->add_option("--scope", o->scope, "all|run|dense: which keys to print")->check(CLI::IsMember({"all", "run", "dense"}));
   sub->add_flag("--schema", o->schema, "Print the Markdown reference of every key (docs/config.md)");
   return {sub, [o](const Context&) {

@@ -1,4 +1,5 @@
-// passlab prepare <format> [source] --out <file.h5> [--size S] [--threads N] [--classes 0,1,..] [--shift invert] ...
+// passlab prepare <format> [source] --out <file.h5> [--size S] [--threads N] [--classes 0,1,..] [--shift invert]
+//                 [--train-per-class N] ...
 #include <csignal>
 #include <iostream>
 #include <memory>
@@ -41,6 +42,10 @@ Command add_prepare_command(CLI::App& app) {
   sub->add_option("--shift", o->prep.shift,
                   "Domain shift applied to every image: none, or invert (v -> 255 - v); docs/transfer.md (not imagefolder)")
       ->check(CLI::IsMember(data::prepare_shifts()));
+  sub->add_option("--train-per-class", o->prep.train_per_class,
+                  "Few-shot training split: keep the first N training images of each class (0: all; the test split "
+                  "stays whole; not imagefolder)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   sub->add_flag("--force", o->prep.force, "Replace an existing store");
   return {sub, [o](const Context&) -> int {
             // Ctrl-C / SIGTERM: stop at the next block and remove the partial file.

@@ -37,10 +37,7 @@ Command add_probe_command(CLI::App& app) {
   sub->add_option("run_files", o->files, "Prune run files (<results>/runs/<run_id>.h5); the dense model is read from <results>/dense/")
       ->required()
       ->check(CLI::ExistingFile);
-  sub->add_option("--set", o->sets,
-                  "Override a key of each file's config: section.key=value (repeatable), e.g. data.root=data or "
-                  "eval.probe_batches=50")
-      ->allow_extra_args(false);  // one value per --set: the run files after it stay positional
+  add_set_option(sub, o->sets, "of each file's config (e.g. data.root=data or eval.probe_batches=50)");
   sub->add_flag("--json", o->json, "Print a JSON array, one object per file, instead of the table");
   sub->footer(
       "Runs on every rank of the launch as one data-parallel group (e.g. mpirun -np 2); the first rank prints. "

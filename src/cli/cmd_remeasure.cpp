@@ -26,10 +26,7 @@ Command add_remeasure_command(CLI::App& app) {
       "remeasure", "Time every usable run file's dense and compact network again on this machine; write the numbers to "
                    "<results>/measurements.h5 (docs/measurements.md), which the analysis prefers");
   sub->add_option("results", o->dir, "Results directory (output.dir of a sweep)")->required()->check(CLI::ExistingDirectory);
-  sub->add_option("--set", o->sets,
-                  "Override a key of each run's config: section.key=value (repeatable), e.g. data.root=data (where the "
-                  "stores moved) or eval.latency_repeats=30")
-      ->allow_extra_args(false);
+  add_set_option(sub, o->sets, "of each run's config (e.g. data.root=data where the stores moved, or eval.latency_repeats=30)");
   sub->add_option("--device", o->device, "auto|cpu|cuda: where to time (auto: a GPU when one is visible)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   sub->add_option("--threads", o->threads, "Intra-op threads (0: the cores of this machine)")->check(CLI::Range(0, 4096));

@@ -25,10 +25,7 @@ Command add_run_command(CLI::App& app) {
   auto* sub = app.add_subcommand("run", "Run an experiment (one task or a sweep) from a TOML config");
   sub->add_option("config", o->path, "Experiment TOML")->required()->check(CLI::ExistingFile);
   // One assignment per --set: `--set a=1 b=2` would otherwise take b=2 as a second value.
-  sub->add_option("--set", o->sets, "Override a key: section.key=value (repeatable, one each)")
-      ->expected(1)
-      ->allow_extra_args(false)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  add_set_option(sub, o->sets, "of the config");
   sub->add_flag("--dry-run", o->dry_run, "Validate the config and print the planned tasks; train nothing");
   sub->add_flag("--retry-failed", o->retry_failed,
                 "Give tasks that failed for good (after sweep.max_retries) a fresh set of attempts");

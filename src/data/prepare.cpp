@@ -172,14 +172,36 @@ void select_classes(MemSplit& s, const std::vector<int64_t>& kept) {
   s.labels.resize(static_cast<size_t>(n));
 }
 
+// Keeps the first `per_class` records of every class, in order; each class must have that many.
+void limit_per_class(MemSplit& s, int64_t per_class, const std::vector<std::string>& classes) {
+  std::vector<int64_t> seen(classes.size(), 0);
+  for (int64_t l : s.labels) ++seen[static_cast<size_t>(l)];
+  for (size_t c = 0; c < classes.size(); ++c)
+    PASSLAB_CHECK(seen[c] >= per_class, ConfigError,
+                  "prepare: --train-per-class " + std::to_string(per_class) + ": class '" + classes[c] + "' has only " +
+                      std::to_string(seen[c]) + " training images");
+  std::fill(seen.begin(), seen.end(), 0);
+  const int64_t rb = s.h * s.w * s.c;
+  int64_t n = 0;
+  for (int64_t i = 0; i < s.n; ++i) {
+    const int64_t l = s.labels[static_cast<size_t>(i)];
+    if (seen[static_cast<size_t>(l)]++ >= per_class) continue;
+    std::memmove(s.images.data() + n * rb, s.images.data() + i * rb, static_cast<size_t>(rb));
+    s.labels[static_cast<size_t>(n++)] = l;
+  }
+  s.n = n;
+  s.images.resize(static_cast<size_t>(n * rb));
+  s.labels.resize(static_cast<size_t>(n));
+}
+
 // --shift invert: v -> 255 - v (docs/transfer.md: why a border prompt has a job on it).
 void apply_shift(MemSplit& s, const std::string& shift) {
   if (shift == "invert")
     for (auto& v : s.images) v = static_cast<uint8_t>(255 - v);
 }
 
-// The class subset and the domain shift of PrepareOptions, applied to both splits; `classes` and
-// `source` (the store's provenance) say what was done.
+// The class subset and the domain shift of PrepareOptions, applied to both splits, and the
+// few-shot training split; `classes` and `source` (the store's provenance) say what was done.
 void derive_splits(MemSplit& train, MemSplit& test, std::vector<std::string>& classes, std::string& source,
                    const PrepareOptions& opt) {
   if (!opt.classes.empty()) {
@@ -198,6 +220,10 @@ void derive_splits(MemSplit& train, MemSplit& test, std::vector<std::string>& cl
     select_classes(test, opt.classes);
     classes = std::move(names);
     source += "; classes " + list + " relabelled 0.." + std::to_string(opt.classes.size() - 1);
+  }
+  if (opt.train_per_class > 0) {
+    limit_per_class(train, opt.train_per_class, classes);
+    source += "; first " + std::to_string(opt.train_per_class) + " training images per class";
   }
   if (opt.shift != "none") {
     apply_shift(train, opt.shift);
@@ -606,8 +632,8 @@ StoreInfo prepare(const std::string& format, const fs::path& source_in, const fs
   const auto& shifts = prepare_shifts();
   PASSLAB_CHECK(std::find(shifts.begin(), shifts.end(), opt.shift) != shifts.end(), ConfigError,
                 "prepare: unknown --shift '" + opt.shift + "' (expected none or invert)");
-  PASSLAB_CHECK(format != "imagefolder" || (opt.classes.empty() && opt.shift == "none"), ConfigError,
-                "prepare imagefolder: --classes and --shift apply to fashion-mnist, mnist, cifar10 and cifar100");
+  PASSLAB_CHECK(format != "imagefolder" || (opt.classes.empty() && opt.shift == "none" && opt.train_per_class == 0), ConfigError,
+                "prepare imagefolder: --classes, --shift and --train-per-class apply to fashion-mnist, mnist, cifar10 and cifar100");
   fs::path source = source_in.empty() ? default_source(format) : source_in;
   if (source.empty()) throw ConfigError("prepare " + format + ": give the source directory");
   std::error_code ec;

@@ -108,6 +108,14 @@ TEST(Cli, SetTakesOneAssignmentPerOption) {
     EXPECT_EQ(ok.exit_code, 0) << cmd << "\n" << ok.output;
   }
   EXPECT_HAS(cli("config " + cfg.string() + " --set dense.lr=0.1 --set dense.epochs=3").output, "epochs = 3");
+  // probe and remeasure share the option (cli/commands.hpp): the stray assignment is refused at
+  // parsing, before any file is read, naming it.
+  test::write_text(dir / "run.h5", "not read");
+  for (const std::string cmd : {"probe " + (dir / "run.h5").string(), "remeasure " + dir.path().string()}) {
+    auto r = cli(cmd + " --set eval.probe_batches=2 dense.epochs=3");
+    EXPECT_EQ(r.exit_code, 2) << cmd << "\n" << r.output;
+    EXPECT_HAS(r.output, "dense.epochs=3");
+  }
 }
 
 // An output.dir that cannot be created (its parent is a file) exits 2 naming it, before MPI.

@@ -163,6 +163,32 @@ TEST(PrepareIdx, ClassSubsetAndInvertedShift) {
   expect_refused<ConfigError>("mnist", t / "raw", t / "bad.h5", "unknown --shift 'rotate'", o);
 }
 
+// The few-shot training split: the first N records of each kept class, in the source's order,
+// relabelled; the test split whole. Records 0..299 have label i % 10, so class 7's first 4 are
+// records 7, 17, 27, 37 and class 2's are 2, 12, 22, 32.
+TEST(PrepareIdx, TrainPerClassKeepsTheFirstRecordsOfEachClass) {
+  TempDir t;
+  write_idx_dataset(t / "raw", 300, 100, 6, 5, true);
+  PrepareOptions o;
+  o.classes = {7, 2};
+  o.train_per_class = 4;
+  prepare("fashion-mnist", t / "raw", t / "few.h5", o);
+  auto st = Store::open(t / "few.h5");
+  EXPECT_NE(st->info().source.find("first 4 training images per class"), std::string::npos) << st->info().source;
+  EXPECT_EQ(st->compute_checksum(), st->info().checksum);
+  const std::vector<int64_t> records = {2, 7, 12, 17, 22, 27, 32, 37};
+  ASSERT_EQ(st->rows("train"), 8);
+  EXPECT_EQ(st->labels("train"), (std::vector<int64_t>{1, 0, 1, 0, 1, 0, 1, 0}));
+  const auto px = read_split(*st, "train");
+  for (size_t r = 0; r < records.size(); ++r) ASSERT_EQ(px[r * 30], known_pixel(records[r], 0, 0, 0)) << r;
+  EXPECT_EQ(st->rows("test"), 20);  // 100 test records, 10 of each kept class
+  expect_stats(px, 1, st->info());
+  // Each class must have N training images (30 of each here): refused before anything is written.
+  o.train_per_class = 31;
+  expect_refused<ConfigError>("fashion-mnist", t / "raw", t / "bad.h5",
+                              "--train-per-class 31: class 'Sneaker' has only 30 training images", o);
+}
+
 TEST(PrepareIdx, BadInput) {
   TempDir t;
   write_idx_dataset(t / "ok", 12, 6, 3, 3, false);

@@ -26,6 +26,10 @@ struct PrepareOptions {
   // domain shift applied to every image of both splits (none, or invert: v -> 255 - v).
   std::vector<int64_t> classes;
   std::string shift = "none";
+  // A few-shot training split (downstream sets such as Flowers-102 or DTD have tens of images per
+  // class): the first N training images of each class, in the source's order (0: all). The test
+  // split is kept whole.
+  int64_t train_per_class = 0;
 };
 
 const std::vector<std::string>& prepare_formats();
