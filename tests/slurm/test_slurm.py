@@ -360,6 +360,30 @@ def test_timeout_exit_requeues_a_bounded_number_of_times(slurm, store, tmp_path)
     assert "a collective timed out (exit 4) after 1 restart(s) (PASSLAB_TIMEOUT_REQUEUES=1): not requeued" in log, log
 
 
+def test_real_collective_timeout_under_srun_ends_the_job_with_4(slurm, store, tmp_path):
+    """A real MPI_Abort(4) under srun --mpi=pmix: passlab's fault helper on 2 tasks, rank 1 hung,
+    rank 0's collective watchdog aborting the job (tests/dist/helpers/fault_helper.cpp, timeout
+    2 s). srun must report the aborting rank's 4, not the status of the task it killed (137), for
+    the template's exit-4 rule to apply to a real timeout and not only to the stand-in above: with
+    PASSLAB_TIMEOUT_REQUEUES=0 the job fails with 4 and is not requeued."""
+    helper = pathlib.Path(binary()).parent / "tests" / "passlab_dist_fault_helper"
+    if not helper.is_file():
+        pytest.skip(f"{helper} not built")
+    cfg, out, order = make_sweep(tmp_path, store, ["random_uniform"], [0])
+    fake = tmp_path / "passlab-hangs"
+    fake.write_text(f"#!/bin/sh\nexec {helper} hang\n")  # the template's "run CONFIG ..." is ignored
+    fake.chmod(0o755)
+    env = job_env(slurm, PASSLAB_TIMEOUT_REQUEUES=0)
+    env["PASSLAB_BIN"] = str(fake)
+    r = submit(env, "--wait", f"--output={tmp_path}/%x-%j.out", SUBMIT.parent / "node.sbatch", cfg, timeout=120)
+    log = log_of(tmp_path)
+    job = r.stdout.strip().split(";")[0]
+    rec = job_fields(env, job)
+    assert "did not complete within dist.timeout_s" in log, log
+    assert rec and rec[0].get("JobState") == "FAILED" and rec[0].get("ExitCode") == "4:0", f"{rec}\n{log}"
+    assert "a collective timed out (exit 4) after 0 restart(s) (PASSLAB_TIMEOUT_REQUEUES=0): not requeued" in log, log
+
+
 def test_step_launch_failure_fails_the_job(slurm, store, tmp_path):
     """srun (22.05) exits 0 when its tasks fail to launch; the template must not report that as
     a finished sweep. A launch failure is provoked by occupying the PMIx socket path of the next
