@@ -8,19 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-results/fashion_mnist_transfer_tune}
 seeds=${2:-0 1}
-passlab=${PASSLAB_BIN:-build/passlab}
-python=${PASSLAB_VENV:-$HOME/.local/share/passlab/venv}/bin/python
-
-log=$out/tune.log  # the sweep's own lines (they name test top-1, which tuning must not read)
-mkdir -p "$out"
-run() {  # run LABEL [--set ...]
-  local label=$1
-  shift
-  echo "tune: $label (seed $seed)" >&2
-  "$passlab" run experiments/fashion_mnist_transfer_tune.toml --retry-failed --set "output.dir=\"$out\"" \
-    --set "experiment.seed=$seed" --set "experiment.description=\"$label\"" "$@" >>"$log" 2>&1 ||
-    { echo "tune: $label failed, see $log" >&2; return 1; }
-}
+source experiments/tune_run.sh
+run() { tune_run experiments/fashion_mnist_transfer_tune.toml "$@"; }  # run LABEL [--set ...]
 
 for seed in $seeds; do
   run "T0 pass (2 px border, dropped after the search)"

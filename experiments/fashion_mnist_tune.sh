@@ -8,18 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-results/fashion_mnist_tune}
 seed=${2:-0}
-passlab=${PASSLAB_BIN:-build/passlab}
-python=${PASSLAB_VENV:-$HOME/.local/share/passlab/venv}/bin/python
-
-log=$out/tune.log  # the sweep's own lines (they name test top-1, which tuning must not read)
-mkdir -p "$out"
-run() {  # run LABEL [--set ...]
-  local label=$1
-  shift
-  echo "tune: $label" >&2
-  "$passlab" run experiments/fashion_mnist_tune.toml --retry-failed --set "output.dir=\"$out\"" --set "experiment.seed=$seed" \
-    --set "experiment.description=\"$label\"" "$@" >>"$log" 2>&1 || { echo "tune: $label failed, see $log" >&2; return 1; }
-}
+source experiments/tune_run.sh
+run() { tune_run experiments/fashion_mnist_tune.toml "$@"; }  # run LABEL [--set ...]
 
 # DESIGN.md §2 as first defined (the previous table's search), then one mechanism at a time.
 old=(--set 'search.bn_mode="eval"' --set search.distill=0 --set search.target_anneal=0 --set search.temperature_end=0
