@@ -44,7 +44,7 @@ def read_runs(results):
         with h5py.File(p, "r") as f:
             if s(f.attrs["status"]) != "complete":
                 continue
-            d = {k: f.attrs[k] for k in ("method", "arch", "dataset", "budget", "seed", "dense_id")}
+            d = {k: f.attrs[k] for k in ("method", "arch", "dataset", "budget", "seed", "dense_id", "seconds", "search_seconds")}
             d = {k: (s(v) if isinstance(v, (bytes, str)) else v.item()) for k, v in d.items()}
             d.update({k: float(v) for k, v in f["summary"].attrs.items() if k not in ("latency_device", "speedup_form")})
             d["keep"] = {g: int(f["keep"][g].shape[0]) for g in f["keep"]}
@@ -144,8 +144,9 @@ def test_methods_csv_and_per_method_lines_hold_the_files_numbers(analysis_sweep,
         macs = [r["macs"] / r["dense_macs"] for r in rs]
         params = [r["params"] / r["dense_params"] for r in rs]
         speed = [r["speedup"] for r in rs]  # the median per-round ratio, not a ratio of the two medians
+        seconds, search = [r["seconds"] for r in rs], [r["search_seconds"] for r in rs]
         for col, xs in (("top1", top1), ("delta_dense", delta), ("mac_ratio", macs), ("params_ratio", params),
-                        ("speedup", speed)):
+                        ("speedup", speed), ("seconds", seconds), ("search_seconds", search)):
             assert close(l[f"{col}_mean"], float(np.mean(xs)), 1e-6), (key, col)
             assert close(l[f"{col}_std"], sd(xs), 1e-6), (key, col)
         # The Markdown line of the cell carries the same formatted numbers.
@@ -155,6 +156,7 @@ def test_methods_csv_and_per_method_lines_hold_the_files_numbers(analysis_sweep,
         d = f"{np.mean(delta):+.2f}" + ("" if len(rs) == 1 else f" ± {sd(delta):.2f}")
         assert d in line, (d, line)
         assert f"{100 * np.mean(macs):.2f}" in line
+        assert f"| {np.mean(search):.1f}" in line and f"| {np.mean(seconds):.0f}" in line, line
         # Runs that flagged their speed-up unreliable are counted and mark the cell's speed-up "?".
         flagged = sum(1 for r in rs if int(r.get("speedup_unreliable", 0)) == 1)
         assert int(l["speedup_unreliable"]) == flagged, key
