@@ -4,7 +4,10 @@
 // Sizes 4 KiB – 256 MiB of float32. "fused": the bytes split into 16 gradient tensors of unequal
 // sizes, reduced by a GradientReducer (default 25 MiB buckets, first 1 MiB; sum, as the Trainer
 // uses it: it scales the loss by 1/ranks instead of dividing every gradient).
-// "comm": Communicator::allreduce of one tensor (sum). Prints JSON on rank 0.
+// "comm": Communicator::allreduce of one tensor (sum). "stop_agreement": the per-step cost the
+// Trainer pays to agree on a stop request (dist::stop_agreed: one 8-byte max all-reduce through
+// the Communicator) beside a raw 8-byte MPI_Allreduce, to set against a training step's time.
+// Prints JSON on rank 0.
 //
 //   mpirun -np 2 --oversubscribe build/bench/bench_allreduce [--min-kib 4] [--max-mib 256]
 //       [--backend auto|mpi|nccl] [--bucket-mib 25] [--first-bucket-mib 1] [--iters 7 (at least)]
@@ -21,6 +24,7 @@
 
 #include "passlab/core/log.hpp"
 #include "passlab/core/mpi_check.hpp"
+#include "passlab/dist/agreement.hpp"
 #include "passlab/dist/communicator.hpp"
 #include "passlab/dist/reducer.hpp"
 #include "passlab/dist/runtime.hpp"
@@ -129,7 +133,23 @@ int main(int argc, char** argv) {
       }
       first = false;
     }
-    js << "]}";
+    js << "]";
+    {
+      // What every training step adds to agree on a stop (no stop is requested here, so the answer
+      // is always "no"; the cost is the same either way).
+      int64_t word = 0;
+      const int iters = std::max(200, min_iters);
+      const auto t = time_interleaved(
+          {[&] { MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &word, 1, MPI_INT64_T, MPI_MAX, comm->control())); },
+           [&] { (void)dist::stop_agreed(*comm); }},
+          iters, comm->control());
+      if (rt.world_rank() == 0) {
+        js << ", \"stop_agreement\": {\"iters\": " << iters << ", \"time_us\": " << t[1] * 1e6
+           << ", \"raw_mpi_8B_us\": " << t[0] * 1e6 << "}";
+        std::fprintf(stderr, "stop agreement per step %.1f us (raw 8-byte MPI_Allreduce %.1f us)\n", t[1] * 1e6, t[0] * 1e6);
+      }
+    }
+    js << "}";
     if (rt.world_rank() == 0) std::printf("%s\n", js.str().c_str());
     return 0;
   });
