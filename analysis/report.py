@@ -7,6 +7,8 @@
                                       speed-up (dense latency / pruned latency, mean); the dense
                                       model's top-1 alongside; the best mean top-1 of a row marked
                                       (bold in Markdown/LaTeX, column best_method in the CSV)
+  tables.md's "Methods by budget"     the same top-1 cells with methods as rows and budgets as columns,
+                                      one block per dataset x arch (a paper's layout)
   methods.csv (and tables.md's        the same cells one line per dataset x arch x budget x method:
   "Per method" section)               top-1, its change from each run's own dense model, MACs and
                                       parameters kept (fraction of dense, mean), the seconds spent
@@ -204,6 +206,37 @@ def markdown_table(rows, methods, decimals=2) -> str:
             cells += [acc, "–" if not c.n else f"{c.speedup_mean:.2f}×{_speed_mark(c)}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def budget_table(rows, methods, decimals=2) -> str:
+    """Test top-1 with methods as rows and budgets as columns, one block per dataset x arch: the
+    layout of a paper's table, readable with many methods. Same cells and marks as markdown_table."""
+    n_usual = usual_n(rows)
+    out = []
+    for ds, arch in sorted({(r.dataset, r.arch) for r in rows}):
+        block = [r for r in rows if (r.dataset, r.arch) == (ds, arch)]  # budgets descending (aggregate)
+        out += [f"**{ds}, {arch}**", "",
+                "| method | " + " | ".join(f"{_budget_pct(r.budget)} MACs" for r in block) + " |",
+                "|---|" + "---:|" * len(block)]
+        out.append("| dense | " + " | ".join(_fmt(r.dense_top1_mean, r.dense_top1_std, decimals) for r in block) + " |")
+        for m in methods:
+            if not any(m in r.cells for r in block):
+                continue
+            cells = []
+            for r in block:
+                c = r.cells.get(m)
+                if c is None:
+                    cells.append("–")
+                    continue
+                acc = "–" if not c.n else _fmt(c.top1_mean, c.top1_std, decimals)
+                if c.n and m in r.best:
+                    acc = f"**{acc}**"
+                if c.n and c.n != n_usual:
+                    acc += f" (n={c.n})"
+                cells.append(acc + _marks(c))
+            out.append(f"| {m} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
 
 
 def _signed(mean, std, d=2):
@@ -434,6 +467,7 @@ def write_report(results_dir, out_dir, on_damaged="raise", plots=True, decimals=
     result.speedup_source = source  # for the caller's message; ResultSet itself stays the scan's
     rows, methods = aggregate(result, decimals)
     md = markdown_table(rows, methods, decimals)
+    by_budget = budget_table(rows, methods, decimals)
     per_method = ("One line per method; vs dense: top-1 minus the run's own dense model's top-1, mean ± std "
                   "over seeds; MACs and parameters kept as a percentage of the dense model's.\n\n"
                   + method_table(rows, methods, decimals))
@@ -445,7 +479,8 @@ def write_report(results_dir, out_dir, on_damaged="raise", plots=True, decimals=
     legend += " " + source.describe()
     probe = probe_table(rows, methods, decimals)
     probe = "## Structure probe\n\n" + PROBE_LEGEND + "\n\n" + probe + "\n" if probe else ""
-    (out / "tables.md").write_text("# Results\n\n" + legend + "\n\n" + md + "\n## Per method\n\n" + per_method
+    (out / "tables.md").write_text("# Results\n\n" + legend + "\n\n" + md + "\n## Methods by budget\n\n" + by_budget
+                                   + "\n## Per method\n\n" + per_method
                                    + "\n" + probe + "## Runs not in the tables\n\n" + excl)
     (out / "tables.tex").write_text(latex_table(rows, methods, decimals))
     write_tables_csv(out / "tables.csv", rows, methods)
@@ -458,7 +493,7 @@ def write_report(results_dir, out_dir, on_damaged="raise", plots=True, decimals=
            "Files: `tables.md`, `tables.tex`, `tables.csv` (one row per dataset × arch × budget), `runs.csv` "
            "(every complete run), `excluded.csv` (runs not in the tables), `methods.csv` (one line per method and "
            "row), `plots/` (PNG and PDF).", "",
-           "## Table", "", legend, "", md, "## Per method", "", per_method] + ([probe] if probe else []) + [
+           "## Table", "", legend, "", md, "## Methods by budget", "", by_budget, "## Per method", "", per_method] + ([probe] if probe else []) + [
            "## Runs not in the tables", "", excl, "## Plots", ""]
     for p in written:
         if p.suffix == ".png":

@@ -127,6 +127,30 @@ def test_tables_hold_the_files_numbers(analysis_sweep, report):
     assert checked == len(runs)
 
 
+def test_methods_by_budget_block_holds_the_files_numbers(analysis_sweep, report):
+    """tables.md's "Methods by budget": per dataset x arch, one line per method, one column per
+    budget (descending), each cell the formatted top-1 of that method's runs at that budget."""
+    runs = read_runs(analysis_sweep["results"])
+    cells = expected_cells(runs)
+    md = (report / "tables.md").read_text()
+    block = md[md.index("## Methods by budget"):md.index("## Per method")]
+    checked = 0
+    for ds, arch in {(k[0], k[1]) for k in cells}:
+        part = block[block.index(f"**{ds}, {arch}**"):]
+        budgets = sorted({k[2] for k in cells if k[:2] == (ds, arch)}, reverse=True)
+        header = next(l for l in part.splitlines() if l.startswith("| method |"))
+        assert header == "| method | " + " | ".join(f"{100 * b:g}% MACs" for b in budgets) + " |", header
+        for m in {k[3] for k in cells if k[:2] == (ds, arch)}:
+            line = next(l for l in part.splitlines() if l.startswith(f"| {m} |"))
+            cols = [c.strip() for c in line.strip("|").split("|")][1:]
+            for b, col in zip(budgets, cols):
+                rs = cells.get((ds, arch, b, m), [])
+                if rs:
+                    assert fmt([100 * r["top1"] for r in rs]) in col, (m, b, col)
+                    checked += len(rs)
+    assert checked == len(runs)
+
+
 def test_methods_csv_and_per_method_lines_hold_the_files_numbers(analysis_sweep, report):
     runs = read_runs(analysis_sweep["results"])
     cells = expected_cells(runs)
