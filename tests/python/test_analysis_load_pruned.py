@@ -101,3 +101,26 @@ def test_unreadable_file_is_named(tmp_path):
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
     with pytest.raises(DamagedRunError, match="broken.h5"):
         load_pruned(bad)
+
+
+def test_verify_refuses_a_file_changed_after_it_was_written_and_nan_weights_always(analysis_sweep, tmp_path):
+    """verify=True checks the file as the report does: a run file whose weights were changed after
+    passlab wrote it is refused by its content digest (the change is finite, so only the digest can
+    tell), and loads without verify. A NaN weight is refused with or without verify."""
+    import shutil
+    src = next(p for p in sorted((analysis_sweep["results"] / "runs").glob("*.h5")) if p.stem != analysis_sweep["failed_id"])
+    load_pruned(src, verify=True)  # the untouched file passes
+    changed, nan = tmp_path / "changed.h5", tmp_path / "nan.h5"
+    for copy, value in ((changed, 0.125), (nan, float("nan"))):
+        shutil.copy(src, copy)
+        with h5py.File(copy, "r+") as f:
+            w = f["weights/fc.weight"]
+            a = w[()]
+            a.flat[0] = value
+            w[...] = a
+    with pytest.raises(DamagedRunError, match="content digest mismatch"):
+        load_pruned(changed, verify=True)
+    load_pruned(changed)  # finite: without verify nothing can tell
+    for verify in (False, True):
+        with pytest.raises(DamagedRunError, match="non-finite values in .*fc.weight"):
+            load_pruned(nan, verify=verify)
