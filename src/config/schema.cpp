@@ -296,6 +296,13 @@ std::vector<FieldSpec> make_fields() {
              "(summary@speedup_unreliable, a ? in inspect)."),
         0, std::nullopt, true)
       .in_run = false;
+  range(eval(&EvalConfig::latency_round_ms, "latency_round_ms",
+             "Each timing round times each network over as many back-to-back passes as fill about this many "
+             "milliseconds (at least one, counted from its last warm-up times) and takes their mean: single passes of a "
+             "few milliseconds are scattered by scheduler ticks, and the mean steadies the per-round ratio. 0: one pass "
+             "per round."),
+        0, 60000.0)
+      .in_run = false;
   range(eval(&EvalConfig::probe_batches, "probe_batches",
              "Structure probe of every prune task, right after slicing: recalibrate the compact network's BatchNorm "
              "statistics on this many training batches (finetune.batch_size), no fine-tune, and record its validation "

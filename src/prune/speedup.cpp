@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <utility>
 
@@ -54,6 +55,7 @@ SpeedupOptions speedup_options(const config::EvalConfig& e) {
           .max_warmup = e.latency_warmup_max,
           .warmup_tolerance = e.latency_warmup_tolerance,
           .max_spread = e.speedup_max_spread,
+          .min_round_ms = e.latency_round_ms,
           .form = parse_inference_form(e.latency_form),
           .on_timed_pass = nullptr};
 }
@@ -129,13 +131,26 @@ SpeedupResult time_speedup(models::Network& dense, models::Network& compact, int
                       warmup_stable(warm_compact, o.warmup_window, o.warmup_tolerance);
     if (r.warmup_passes >= o.min_warmup && r.warmup_stable) break;
   }
+  // Passes per round: enough back-to-back passes to fill min_round_ms, from the median of the
+  // last warm-up times (a network of a few ms is timed over several passes, one of 100 ms once).
+  auto passes_for = [&](std::vector<double> warm) {
+    if (!(o.min_round_ms > 0) || warm.empty()) return int64_t{1};
+    warm.erase(warm.begin(), warm.end() - std::min<std::ptrdiff_t>(std::ssize(warm), o.warmup_window));
+    const double t = quantile(warm, 0.5);
+    return t > 0 ? std::clamp<int64_t>(static_cast<int64_t>(std::ceil(o.min_round_ms / t)), 1, 1000) : int64_t{1000};
+  };
+  r.dense_passes = passes_for(warm_dense);
+  r.compact_passes = passes_for(warm_compact);
   r.rounds = o.rounds;
   r.dense_ms.resize(o.rounds);
   r.compact_ms.resize(o.rounds);
   r.dense_first.resize(o.rounds);
   auto time_one = [&](bool is_dense, int64_t i) {
     if (o.on_timed_pass) o.on_timed_pass(is_dense);
-    (is_dense ? r.dense_ms : r.compact_ms)[i] = time_forward_ms(is_dense ? dense : compact, x);
+    const int64_t k = is_dense ? r.dense_passes : r.compact_passes;
+    double total = 0;
+    for (int64_t p = 0; p < k; ++p) total += time_forward_ms(is_dense ? dense : compact, x);
+    (is_dense ? r.dense_ms : r.compact_ms)[i] = total / static_cast<double>(k);
   };
   for (int64_t i = 0; i < o.rounds; ++i) {
     const bool dense_first = i % 2 == 0;
@@ -145,8 +160,10 @@ SpeedupResult time_speedup(models::Network& dense, models::Network& compact, int
   }
   static_cast<RoundStatistics&>(r) = round_statistics(r.dense_ms, r.compact_ms, o.max_spread);
   r.load_end = read_machine_load();
-  PL_DEBUG("speed-up on {} ({}): {:.3f}x (spread {:.3f}{}) over {} rounds after {} warm-up passes{}; load {:.2f} → {:.2f} on {} cores",
-           r.device, to_string(o.form), r.speedup, r.spread, r.unreliable ? ", unreliable" : "", r.rounds, r.warmup_passes,
+  PL_DEBUG("speed-up on {} ({}): {:.3f}x (spread {:.3f}{}) over {} rounds of {} dense and {} compact passes after {} warm-up "
+           "passes{}; load {:.2f} → {:.2f} on {} cores",
+           r.device, to_string(o.form), r.speedup, r.spread, r.unreliable ? ", unreliable" : "", r.rounds, r.dense_passes,
+           r.compact_passes, r.warmup_passes,
            r.warmup_stable ? "" : " (not settled)", r.load_start.load_1min, r.load_end.load_1min, r.load_end.cores);
   return r;
 }

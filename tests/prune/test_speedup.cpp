@@ -112,6 +112,8 @@ TEST(MeasureSpeedup, InterleavesRoundsOfARealDenseAndHalfWidthNetwork) {
   EXPECT_TRUE(std::isfinite(r.spread) && r.spread >= 0);
   EXPECT_GE(r.warmup_passes, 1);
   EXPECT_LE(r.warmup_passes, 4);
+  EXPECT_EQ(r.dense_passes, 1);  // min_round_ms = 0: one pass per network and round
+  EXPECT_EQ(r.compact_passes, 1);
   EXPECT_EQ(r.device, "cpu");
   EXPECT_EQ(r.batch, 2);
   EXPECT_GE(r.load_start.cores, 1);
@@ -122,6 +124,33 @@ TEST(MeasureSpeedup, InterleavesRoundsOfARealDenseAndHalfWidthNetwork) {
   EXPECT_TRUE(compact->is_training());
   o.max_warmup = 0;  // below min_warmup
   EXPECT_THROW(measure_speedup(*dense, *compact, 2, 3, 16, o), ConfigError);
+}
+
+// eval.latency_round_ms: a round times each network over back-to-back passes filling that long
+// (their mean is the round's time), so a network of well under 100 ms gets at least 2 passes for
+// 200 ms; the order of the networks within rounds is unchanged.
+TEST(MeasureSpeedup, RoundsOfAFewMillisecondsAverageBackToBackPasses) {
+  auto dense = models::make_model("resnet20", 10, 3, 16);
+  KeepPlan half;
+  for (const auto& g : dense->structure().groups)
+    half.push_back(std::vector<int64_t>(static_cast<size_t>(std::max<int64_t>(1, g.width / 2)), 0));
+  for (auto& k : half)
+    for (size_t i = 0; i < k.size(); ++i) k[i] = static_cast<int64_t>(i);
+  auto compact = make_compact(*dense, half);
+  SpeedupOptions o;
+  o.rounds = 2;
+  o.min_warmup = 1;
+  o.max_warmup = 3;
+  o.min_round_ms = 200;
+  std::vector<bool> order;
+  o.on_timed_pass = [&](bool is_dense) { order.push_back(is_dense); };
+  const auto r = measure_speedup(*dense, *compact, 2, 3, 16, o);
+  EXPECT_GE(r.dense_passes, 2);
+  EXPECT_GE(r.compact_passes, 2);
+  EXPECT_LE(r.compact_passes, 1000);
+  EXPECT_EQ(order, (std::vector<bool>{true, false, false, true}));
+  for (size_t i = 0; i < 2; ++i) EXPECT_TRUE(std::isfinite(r.compact_ms[i]) && r.compact_ms[i] > 0) << i;
+  EXPECT_EQ(speedup_options(config::EvalConfig{}).min_round_ms, 20.0);  // the [eval] default reaches the options
 }
 
 TEST(MeasureSpeedup, TimesTheChosenFormAndRecordsIt) {

@@ -163,6 +163,7 @@ struct EvalConfig {
   int64_t latency_warmup_max = 30;
   double latency_warmup_tolerance = 0.10;
   double speedup_max_spread = 0.10;
+  double latency_round_ms = 20.0;  // each round: back-to-back passes filling this long (0: one pass)
   int64_t probe_batches = 20;  // 0: no probe
   std::string latency_form = "folded";  // prune::InferenceForm: training | folded | folded_channels_last
 };

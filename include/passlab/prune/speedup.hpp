@@ -61,6 +61,7 @@ struct SpeedupOptions {
   int64_t warmup_window = 3;       // the last this many warm-up times of each network ...
   double warmup_tolerance = 0.10;  // ... must vary by less than this for the warm-up to end
   double max_spread = 0.10;        // spread above it flags the result unreliable
+  double min_round_ms = 0;         // each network's share of a round: passes filling this long (0: one)
   InferenceForm form = InferenceForm::folded;
   // Called before each timed pass (true: dense); tests record the order with it.
   std::function<void(bool dense)> on_timed_pass;
@@ -74,6 +75,7 @@ struct SpeedupResult : RoundStatistics {
   std::vector<double> dense_ms, compact_ms;  // per round
   std::vector<uint8_t> dense_first;          // per round: 1 when dense ran first
   int64_t rounds = 0, warmup_passes = 0;     // warm-up passes per network
+  int64_t dense_passes = 1, compact_passes = 1;  // timed back-to-back per round (the round's time: their mean)
   bool warmup_stable = false;                // false: the warm-up hit max_warmup
   MachineLoad load_start, load_end;
   std::string device;
