@@ -74,15 +74,20 @@ TEST(SpeedupStatistics, WarmupStableOnTheLastWindowOnly) {
   EXPECT_FALSE(warmup_stable({10, 10.1}, 3, 0.1));  // too few times
 }
 
-TEST(MeasureSpeedup, InterleavesRoundsOfARealDenseAndHalfWidthNetwork) {
-  auto dense = models::make_model("resnet20", 10, 3, 16);
+// The first half of every group's channels.
+KeepPlan half_width(const models::PrunableNetwork& net) {
   KeepPlan half;
-  for (const auto& g : dense->structure().groups) {
+  for (const auto& g : net.structure().groups) {
     std::vector<int64_t> keep(static_cast<size_t>(std::max<int64_t>(1, g.width / 2)));
     for (size_t i = 0; i < keep.size(); ++i) keep[i] = static_cast<int64_t>(i);
     half.push_back(keep);
   }
-  auto compact = make_compact(*dense, half);
+  return half;
+}
+
+TEST(MeasureSpeedup, InterleavesRoundsOfARealDenseAndHalfWidthNetwork) {
+  auto dense = models::make_model("resnet20", 10, 3, 16);
+  auto compact = make_compact(*dense, half_width(*dense));
   dense->train();
   compact->train();
   SpeedupOptions o;
@@ -131,12 +136,7 @@ TEST(MeasureSpeedup, InterleavesRoundsOfARealDenseAndHalfWidthNetwork) {
 // 200 ms; the order of the networks within rounds is unchanged.
 TEST(MeasureSpeedup, RoundsOfAFewMillisecondsAverageBackToBackPasses) {
   auto dense = models::make_model("resnet20", 10, 3, 16);
-  KeepPlan half;
-  for (const auto& g : dense->structure().groups)
-    half.push_back(std::vector<int64_t>(static_cast<size_t>(std::max<int64_t>(1, g.width / 2)), 0));
-  for (auto& k : half)
-    for (size_t i = 0; i < k.size(); ++i) k[i] = static_cast<int64_t>(i);
-  auto compact = make_compact(*dense, half);
+  auto compact = make_compact(*dense, half_width(*dense));
   SpeedupOptions o;
   o.rounds = 2;
   o.min_warmup = 1;
