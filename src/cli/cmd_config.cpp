@@ -17,7 +17,6 @@ Command add_config_command(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("config", "Print a resolved config as canonical TOML (with its ids), or the schema");
   sub->add_option("config", o->path, "Experiment TOML");
-  // One assignment per --set: `--set a=1 b=2` would otherwise take b=2 as a second value.
   add_set_option(sub, o->sets, "of the config");
   sub->add_option("--scope", o->scope, "all|run|dense: which keys to print")->check(CLI::IsMember({"all", "run", "dense"}));
   sub->add_flag("--schema", o->schema, "Print the Markdown reference of every key (docs/config.md)");

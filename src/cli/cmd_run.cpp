@@ -24,7 +24,6 @@ Command add_run_command(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("run", "Run an experiment (one task or a sweep) from a TOML config");
   sub->add_option("config", o->path, "Experiment TOML")->required()->check(CLI::ExistingFile);
-  // One assignment per --set: `--set a=1 b=2` would otherwise take b=2 as a second value.
   add_set_option(sub, o->sets, "of the config");
   sub->add_flag("--dry-run", o->dry_run, "Validate the config and print the planned tasks; train nothing");
   sub->add_flag("--retry-failed", o->retry_failed,

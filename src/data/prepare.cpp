@@ -154,15 +154,14 @@ void resize_split(MemSplit& s, int64_t size, int64_t threads) {
   s.h = s.w = size;
 }
 
-// Keeps the records of `kept` classes, relabelled by their position in `kept` (0..k-1).
-void select_classes(MemSplit& s, const std::vector<int64_t>& kept) {
-  std::vector<int64_t> new_label(static_cast<size_t>(*std::max_element(kept.begin(), kept.end()) + 1), -1);
-  for (size_t i = 0; i < kept.size(); ++i) new_label[static_cast<size_t>(kept[i])] = static_cast<int64_t>(i);
+// Keeps, in order, the records for which label_of(old label) is >= 0, relabelled to it, and
+// drops the others (the images move down in place).
+template <class LabelOf>
+void keep_records(MemSplit& s, LabelOf&& label_of) {
   const int64_t rb = s.h * s.w * s.c;
   int64_t n = 0;
   for (int64_t i = 0; i < s.n; ++i) {
-    const int64_t old = s.labels[static_cast<size_t>(i)];
-    const int64_t now = old < static_cast<int64_t>(new_label.size()) ? new_label[static_cast<size_t>(old)] : -1;
+    const int64_t now = label_of(s.labels[static_cast<size_t>(i)]);
     if (now < 0) continue;
     std::memmove(s.images.data() + n * rb, s.images.data() + i * rb, static_cast<size_t>(rb));
     s.labels[static_cast<size_t>(n++)] = now;
@@ -170,6 +169,15 @@ void select_classes(MemSplit& s, const std::vector<int64_t>& kept) {
   s.n = n;
   s.images.resize(static_cast<size_t>(n * rb));
   s.labels.resize(static_cast<size_t>(n));
+}
+
+// Keeps the records of `kept` classes, relabelled by their position in `kept` (0..k-1).
+void select_classes(MemSplit& s, const std::vector<int64_t>& kept) {
+  std::vector<int64_t> new_label(static_cast<size_t>(*std::max_element(kept.begin(), kept.end()) + 1), -1);
+  for (size_t i = 0; i < kept.size(); ++i) new_label[static_cast<size_t>(kept[i])] = static_cast<int64_t>(i);
+  keep_records(s, [&](int64_t old) {
+    return old < static_cast<int64_t>(new_label.size()) ? new_label[static_cast<size_t>(old)] : int64_t{-1};
+  });
 }
 
 // Keeps the first `per_class` records of every class, in order; each class must have that many.
@@ -181,17 +189,7 @@ void limit_per_class(MemSplit& s, int64_t per_class, const std::vector<std::stri
                   "prepare: --train-per-class " + std::to_string(per_class) + ": class '" + classes[c] + "' has only " +
                       std::to_string(seen[c]) + " training images");
   std::fill(seen.begin(), seen.end(), 0);
-  const int64_t rb = s.h * s.w * s.c;
-  int64_t n = 0;
-  for (int64_t i = 0; i < s.n; ++i) {
-    const int64_t l = s.labels[static_cast<size_t>(i)];
-    if (seen[static_cast<size_t>(l)]++ >= per_class) continue;
-    std::memmove(s.images.data() + n * rb, s.images.data() + i * rb, static_cast<size_t>(rb));
-    s.labels[static_cast<size_t>(n++)] = l;
-  }
-  s.n = n;
-  s.images.resize(static_cast<size_t>(n * rb));
-  s.labels.resize(static_cast<size_t>(n));
+  keep_records(s, [&](int64_t l) { return seen[static_cast<size_t>(l)]++ < per_class ? l : int64_t{-1}; });
 }
 
 // --shift invert: v -> 255 - v (docs/transfer.md: why a border prompt has a job on it).
