@@ -172,22 +172,24 @@ int main(int argc, char** argv) {
             << " --rounds " << rounds << " --max-warmup " << max_warmup << " --form " << prune::to_string(r.form)
             << (tcmalloc ? " --torchscript" : "") << (profile ? " --profile" : "") << " 2>/dev/null";
         const std::string out = bench::run_capture(cmd.str());
-        const double ts = bench::json_number(out, "speedup"), tc = bench::json_number(out, "compact_ms");
-        if (!(ts > 0)) return "{\"error\": \"prune_speedup_ref.py printed no result\"}";
+        if (!(bench::json_number(out, "speedup") > 0)) return "{\"error\": \"prune_speedup_ref.py printed no result\"}";
+        // One timing of the script's JSON (the first keys of `from`): its times, speed-up and
+        // spread, and passlab's compact time over its compact time under `over_key`.
+        auto timing = [&](const std::string& from, const char* over_key) {
+          const double tc = bench::json_number(from, "compact_ms");
+          std::ostringstream f;
+          f << "\"dense_ms\": " << bench::json_number(from, "dense_ms") << ", \"compact_ms\": " << tc
+            << ", \"speedup\": " << bench::json_number(from, "speedup") << ", \"spread\": " << bench::json_number(from, "spread")
+            << ", \"" << over_key << "\": " << (tc > 0 ? r.compact_median_ms / tc : -1);
+          return f.str();
+        };
         std::ostringstream js;
-        js << "{\"allocator\": \"" << (tcmalloc ? "tcmalloc" : "glibc") << "\", \"dense_ms\": "
-           << bench::json_number(out, "dense_ms") << ", \"compact_ms\": " << tc << ", \"speedup\": " << ts
-           << ", \"spread\": " << bench::json_number(out, "spread")
-           << ", \"compact_ms_passlab_over_torch\": " << (tc > 0 ? r.compact_median_ms / tc : -1);
+        js << "{\"allocator\": \"" << (tcmalloc ? "tcmalloc" : "glibc") << "\", "
+           << timing(out, "compact_ms_passlab_over_torch");
         // The TorchScript files of the same networks, timed in the same Python process (no
         // per-module Python dispatch): the form a user deploys.
-        if (const auto ts = out.find("\"torchscript\": "); ts != std::string::npos) {
-          const std::string script = out.substr(ts);
-          const double sc = bench::json_number(script, "compact_ms");
-          js << ", \"torchscript\": {\"dense_ms\": " << bench::json_number(script, "dense_ms") << ", \"compact_ms\": " << sc
-             << ", \"speedup\": " << bench::json_number(script, "speedup") << ", \"spread\": " << bench::json_number(script, "spread")
-             << ", \"compact_ms_passlab_over_torchscript\": " << (sc > 0 ? r.compact_median_ms / sc : -1) << "}";
-        }
+        if (const auto at_script = out.find("\"torchscript\": "); at_script != std::string::npos)
+          js << ", \"torchscript\": {" << timing(out.substr(at_script), "compact_ms_passlab_over_torchscript") << "}";
         // The profile is the last key of the script's one-line JSON object: copied as it is.
         const auto at = out.find("\"profile\": "), end = out.rfind('}');
         if (profile && at != std::string::npos && end != std::string::npos && end > at)
