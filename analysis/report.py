@@ -15,7 +15,9 @@
                                       finding the plan (search, regularisation, ranking) and on the
                                       whole task as median [min–max] over seeds (wall times on a shared
                                       machine are skewed by whatever else ran: the median and the
-                                      fastest seed say more than a mean), and speed-up, the others
+                                      fastest seed say more than a mean) and over the runs that ran
+                                      in one launch (journal.tsv: one start; a resumed task's file
+                                      times only its last launch), and speed-up, the others
                                       mean ± std over seeds
   runs.csv                            every complete run, one line each (the numbers averaged)
   tables.md's "Structure probe"       when run files hold summary@probe_val_top1 (eval.probe_batches >
@@ -75,6 +77,7 @@ class Cell:
     seconds: tuple = (math.nan,) * 3         # @seconds: the prune task's wall time, (median, min, max)
     search_seconds: tuple = (math.nan,) * 3  # @search_seconds: finding the plan (the search, depgraph/
                                              # growreg's regularisation, a criterion's ranking), same
+    timed_n: int = 0                         # runs behind the two: those that ran in one launch
 
 
 @dataclasses.dataclass
@@ -96,6 +99,8 @@ def _mean_std(xs):
 
 def _median_range(xs):
     """(median, min, max): wall times on a shared machine have a long upper tail."""
+    if not len(xs):
+        return (math.nan,) * 3
     xs = np.asarray(xs, dtype=np.float64)
     return float(np.median(xs)), float(xs.min()), float(xs.max())
 
@@ -142,12 +147,15 @@ def aggregate(result: runs_mod.ResultSet, decimals: int = 2):
             probed = [r for r in rs if "probe_val_top1" in r.summary]
             pb, pb_std = _mean_std([100 * float(r.summary["probe_val_top1"]) for r in probed]) if probed else (math.nan, math.nan)
             vl, vl_std = _mean_std([100 * float(r.summary["val_top1"]) for r in probed]) if probed else (math.nan, math.nan)
-            sec = _median_range([float(r.attrs.get("seconds", math.nan)) for r in rs])
-            srch = _median_range([float(r.attrs.get("search_seconds", math.nan)) for r in rs])
+            # A resumed task's file times only its last launch: its wall times would understate.
+            timed = [r for r in rs if r.whole_wall_time]
+            sec = _median_range([float(r.attrs.get("seconds", math.nan)) for r in timed])
+            srch = _median_range([float(r.attrs.get("search_seconds", math.nan)) for r in timed])
             cells[m] = Cell(rs, t_mean, t_std, s_mean, s_std, mr, len(rs), excluded.get((ds, arch, b, m), 0), missed,
                             mac_ratio_std=mr_std, params_ratio_mean=pr, params_ratio_std=pr_std, delta_mean=dl,
                             delta_std=dl_std, unreliable_speedup=unreliable, probe_mean=pb, probe_std=pb_std,
-                            probe_n=len(probed), val_mean=vl, val_std=vl_std, seconds=sec, search_seconds=srch)
+                            probe_n=len(probed), val_mean=vl, val_std=vl_std, seconds=sec, search_seconds=srch,
+                            timed_n=len(timed))
         d_mean, d_std = _mean_std([100 * v for v in dense.values()]) if dense else (math.nan, math.nan)
         scored = {m: round(c.top1_mean, decimals) for m, c in cells.items() if c.n}
         top = max(scored.values()) if scored else None
@@ -252,12 +260,14 @@ def _signed(mean, std, d=2):
     return f"{mean:+.{d}f}" if math.isnan(std) else f"{mean:+.{d}f} ± {std:.{d}f}"
 
 
-def _fmt_range(median_min_max, d):
-    """A wall time cell: the median, and [min–max] when the seeds differ."""
+def _fmt_range(median_min_max, d, n, timed_n):
+    """A wall time cell: the median, [min–max] when the seeds differ, (n=k) when k of the cell's
+    n runs ran in one launch (the others were resumed, so their files time only the last one)."""
     med, lo, hi = median_min_max
     if math.isnan(med):
-        return "–"
-    return f"{med:.{d}f}" if f"{lo:.{d}f}" == f"{hi:.{d}f}" else f"{med:.{d}f} [{lo:.{d}f}–{hi:.{d}f}]"
+        return "– (resumed)" if n and not timed_n else "–"
+    cell = f"{med:.{d}f}" if f"{lo:.{d}f}" == f"{hi:.{d}f}" else f"{med:.{d}f} [{lo:.{d}f}–{hi:.{d}f}]"
+    return cell + (f" (n={timed_n})" if timed_n < n else "")
 
 
 def method_table(rows, methods, decimals=2) -> str:
@@ -283,7 +293,7 @@ def method_table(rows, methods, decimals=2) -> str:
                 _signed(c.delta_mean, c.delta_std, decimals),
                 _fmt(100 * c.mac_ratio_mean, 100 * c.mac_ratio_std, decimals),
                 _fmt(100 * c.params_ratio_mean, 100 * c.params_ratio_std, 1),
-                _fmt_range(c.search_seconds, 1), _fmt_range(c.seconds, 0),
+                _fmt_range(c.search_seconds, 1, c.n, c.timed_n), _fmt_range(c.seconds, 0, c.n, c.timed_n),
                 _fmt(c.speedup_mean, c.speedup_std, decimals) + "×" + _speed_mark(c)]) + " |")
     return "\n".join(lines) + "\n"
 
@@ -385,7 +395,7 @@ METHOD_COLUMNS = ["dataset", "arch", "budget", "method", "n", "top1_mean", "top1
                   "delta_dense_std", "mac_ratio_mean", "mac_ratio_std", "params_ratio_mean", "params_ratio_std",
                   "speedup_mean", "speedup_std", "speedup_unreliable", "excluded", "missed_budget",
                   "probe_val_top1_mean", "probe_val_top1_std", "probe_n", "search_seconds_median", "search_seconds_min",
-                  "search_seconds_max", "seconds_median", "seconds_min", "seconds_max", "best"]
+                  "search_seconds_max", "seconds_median", "seconds_min", "seconds_max", "timed_n", "best"]
 
 
 def write_methods_csv(path, rows, methods):
@@ -402,7 +412,7 @@ def write_methods_csv(path, rows, methods):
                     c.top1_mean, c.top1_std, c.delta_mean, c.delta_std, c.mac_ratio_mean, c.mac_ratio_std,
                     c.params_ratio_mean, c.params_ratio_std, c.speedup_mean, c.speedup_std)] +
                     [c.unreliable_speedup, c.n_excluded, c.missed_budget, _num(c.probe_mean), _num(c.probe_std),
-                     c.probe_n] + [_num(x) for x in c.search_seconds + c.seconds] + [int(m in r.best)])
+                     c.probe_n] + [_num(x) for x in c.search_seconds + c.seconds] + [c.timed_n, int(m in r.best)])
 
 
 RUN_COLUMNS = ["run_id", "dataset", "arch", "budget", "method", "seed", "top1", "top5", "test_loss", "val_top1",
@@ -485,7 +495,8 @@ def write_report(results_dir, out_dir, on_damaged="raise", plots=True, decimals=
     per_method = ("One line per method; vs dense: top-1 minus the run's own dense model's top-1, mean ± std "
                   "over seeds; MACs and parameters kept as a percentage of the dense model's; the two wall times "
                   "(seconds) as median [min–max] over seeds, since other work on the machine only ever "
-                  "lengthens them.\n\n"
+                  "lengthens them, and over the runs that ran in one launch ((n=k) when fewer than the "
+                  "cell's runs): a resumed task's file times only its last launch.\n\n"
                   + method_table(rows, methods, decimals))
     excl = excluded_markdown(result, out)
     legend = LEGEND.replace("{n}", str(usual_n(rows)))

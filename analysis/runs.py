@@ -110,6 +110,9 @@ class Run:
     kept: dict             # group -> kept channels (len of /keep/<group>)
     widths: dict           # group -> dense width (len of /masks/<group>)
     curves: dict           # /metrics/<curve> -> float64 array
+    # Start events of the task in the sweep's journal.tsv (0: no journal). More than one: it was
+    # resumed or retried, and its wall times (@seconds, @search_seconds) cover only its last launch.
+    starts: int = 0
 
     # Convenience accessors used by the report.
     @property
@@ -126,6 +129,8 @@ class Run:
     def seed(self): return int(self.attrs["seed"])
     @property
     def top1(self): return float(self.summary["top1"])
+    @property
+    def whole_wall_time(self): return self.starts <= 1
 
 
 @dataclasses.dataclass
@@ -297,8 +302,11 @@ def scan(results_dir, on_damaged: str = "raise") -> ResultSet:
                 problems.append(Problem(p, "no digest" if unsealed else "damaged", verdict.reason() + " (a dense model)",
                                         {**attrs, "run_id": attrs.get("dense_id", p.stem), "method": "(dense)"}))
     have = {p.name[:-3] for p in files} | {p.name[:-7] for p in tmps} | dense_ids
+    started = _journal_started(root / "journal.tsv")
+    for r in runs:
+        r.starts = started.get(r.run_id, {}).get("starts", 0)
     # Tasks the sweep journal says started but that left no result file (killed, or running).
-    for rid, info in _journal_started(root / "journal.tsv").items():
+    for rid, info in started.items():
         if rid in have:
             continue
         have.add(rid)
@@ -306,7 +314,7 @@ def scan(results_dir, on_damaged: str = "raise") -> ResultSet:
         where = root / ("dense" if info.get("method") == "(dense)" else "runs") / f"{rid}.h5"
         problems.append(Problem(where, "incomplete", f"started {info['started']} ({info['detail']}), no result file"
                                 + (" — still claimed: running, or its launcher died" if claimed else ""),
-                                {k: v for k, v in info.items() if k not in ("started", "detail")}))
+                                {k: v for k, v in info.items() if k not in ("started", "detail", "starts")}))
     # Work folders (checkpoints) of tasks with no result anywhere.
     work = root / "work"
     if work.is_dir():
@@ -325,7 +333,7 @@ _JOURNAL_DENSE = re.compile(r"^dense (\S+) (\S+) seed (-?\d+)")
 def _journal_started(path: Path) -> dict:
     """task id -> what journal.tsv (utc, holder, event, id, detail) says of tasks that started;
     detail of a start event: "<method> <pct>% <arch> <dataset> seed <s> attempt <k>" or
-    "dense <arch> <dataset> seed <s> attempt <k>"."""
+    "dense <arch> <dataset> seed <s> attempt <k>"; the last start's, with "starts": how many."""
     out = {}
     if not path.is_file():
         return out
@@ -334,7 +342,7 @@ def _journal_started(path: Path) -> dict:
         if len(parts) < 5 or parts[2] != "start":
             continue
         t, _holder, _ev, rid, detail = parts[:5]
-        info = {"run_id": rid, "started": t, "detail": detail}
+        info = {"run_id": rid, "started": t, "detail": detail, "starts": out.get(rid, {}).get("starts", 0) + 1}
         m = _JOURNAL_DENSE.match(detail)
         if m:
             info.update(method="(dense)", arch=m[1], dataset=m[2], seed=int(m[3]))

@@ -194,6 +194,40 @@ def test_methods_csv_and_per_method_lines_hold_the_files_numbers(analysis_sweep,
         assert line.rstrip(" |").endswith("×?") == (flagged > 0), line
 
 
+def test_a_resumed_task_is_left_out_of_the_wall_times(analysis_sweep, tmp_path, capsys):
+    """A task the sweep started twice (relaunched after a kill, or retried) wrote the wall time of
+    its last launch only: the cell's two wall times come from its other runs, marked (n=k)."""
+    src = analysis_sweep["results"]
+    res = tmp_path / "results"
+    shutil.copytree(src, res)
+    runs = read_runs(src)
+    cells = expected_cells(runs)
+    key, rs = next((k, v) for k, v in sorted(cells.items()) if len(v) >= 2)
+    resumed = next(rid for rid, r in sorted(runs.items()) if r is rs[0])
+    # What sweep/results.cpp appends when a relaunch starts the task again.
+    with open(res / "journal.tsv", "a") as f:
+        f.write(f"2026-11-30T12:00:00Z\thost 1 2 g0\tstart\t{resumed}\t{key[3]} {100 * key[2]:g}% {key[1]} "
+                f"{key[0]} seed {rs[0]['seed']} attempt 1\n")
+    out = tmp_path / "report"
+    assert analysis(capsys, "report", res, "--out", out).returncode == 0
+    with open(out / "methods.csv") as f:
+        line = next(l for l in csv.DictReader(f)
+                    if (l["dataset"], l["arch"], float(l["budget"]), l["method"]) == key)
+    whole = rs[1:]
+    assert int(line["n"]) == len(rs) and int(line["timed_n"]) == len(whole)
+    for col in ("seconds", "search_seconds"):
+        xs = [r[col] for r in whole]
+        assert close(line[f"{col}_median"], float(np.median(xs)), 1e-6), col
+        assert close(line[f"{col}_min"], float(np.min(xs)), 1e-6), col
+        assert close(line[f"{col}_max"], float(np.max(xs)), 1e-6), col
+    md = (out / "tables.md").read_text()
+    row = next(x for x in md[md.index("## Per method"):].splitlines()
+               if x.startswith(f"| {key[0]} | {key[1]} | {100 * key[2]:g}% | {key[3]} |"))
+    assert row.count(f"(n={len(whole)})") == 2, row
+    # The top-1 still averages every run: only the wall times are partial.
+    assert fmt([100 * r["top1"] for r in rs]) in row
+
+
 def test_structure_probe_section_holds_the_files_numbers(analysis_sweep, report):
     """Every run of the sweep probed its plan (eval.probe_batches defaults to 20): the probe's
     validation top-1 per cell in methods.csv and in tables.md's "Structure probe" section."""
