@@ -81,6 +81,14 @@ def fmt(xs):
     return f"{np.mean(xs):.2f}" if len(xs) == 1 else f"{np.mean(xs):.2f} ± {sd(xs):.2f}"
 
 
+def assert_wall_times(line, rs):
+    """methods.csv's two wall-time columns of a cell: median, min and max over the runs rs."""
+    for col in ("seconds", "search_seconds"):
+        xs = [r[col] for r in rs]
+        for stat, f in (("median", np.median), ("min", np.min), ("max", np.max)):
+            assert close(line[f"{col}_{stat}"], float(f(xs)), 1e-6), (col, stat)
+
+
 def test_tables_hold_the_files_numbers(analysis_sweep, report):
     runs = read_runs(analysis_sweep["results"])
     # 8 runs of pass/l1_global; the random_uniform task is complete only where failures cannot be injected.
@@ -174,9 +182,7 @@ def test_methods_csv_and_per_method_lines_hold_the_files_numbers(analysis_sweep,
             assert close(l[f"{col}_mean"], float(np.mean(xs)), 1e-6), (key, col)
             assert close(l[f"{col}_std"], sd(xs), 1e-6), (key, col)
         # Wall times: median, min and max over seeds (a shared machine only ever lengthens them).
-        for col, xs in (("seconds", seconds), ("search_seconds", search)):
-            for stat, f in (("median", np.median), ("min", np.min), ("max", np.max)):
-                assert close(l[f"{col}_{stat}"], float(f(xs)), 1e-6), (key, col, stat)
+        assert_wall_times(l, rs)
         # The Markdown line of the cell carries the same formatted numbers.
         line = next(x for x in per_method.splitlines()
                     if x.startswith(f"| {key[0]} | {key[1]} | {100 * key[2]:g}% | {key[3]} |"))
@@ -215,11 +221,7 @@ def test_a_resumed_task_is_left_out_of_the_wall_times(analysis_sweep, tmp_path, 
                     if (l["dataset"], l["arch"], float(l["budget"]), l["method"]) == key)
     whole = rs[1:]
     assert int(line["n"]) == len(rs) and int(line["timed_n"]) == len(whole)
-    for col in ("seconds", "search_seconds"):
-        xs = [r[col] for r in whole]
-        assert close(line[f"{col}_median"], float(np.median(xs)), 1e-6), col
-        assert close(line[f"{col}_min"], float(np.min(xs)), 1e-6), col
-        assert close(line[f"{col}_max"], float(np.max(xs)), 1e-6), col
+    assert_wall_times(line, whole)
     md = (out / "tables.md").read_text()
     row = next(x for x in md[md.index("## Per method"):].splitlines()
                if x.startswith(f"| {key[0]} | {key[1]} | {100 * key[2]:g}% | {key[3]} |"))
